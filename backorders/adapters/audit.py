@@ -1,0 +1,115 @@
+"""The append-only, hash-chained audit log.
+
+Each row's hash is sha256(prev_hash + canonical JSON of the row's own fields), so
+editing or deleting any row breaks the chain from that row on; `verify` finds it.
+Rows are appended inside the caller's transaction, beside the change they record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One state change to record."""
+
+    event: str
+    entity: str
+    entity_id: str
+    details: dict[str, Any]
+
+
+def _canonical(
+    seq: int, logged_at: str, run_id: str | None, ev: str, entity: str, eid: str, details: str
+) -> str:
+    return json.dumps(
+        [seq, logged_at, run_id, ev, entity, eid, details], separators=(",", ":"), ensure_ascii=False
+    )
+
+
+def _row_hash(prev_hash: str, canonical: str) -> str:
+    return hashlib.sha256((prev_hash + canonical).encode("utf-8")).hexdigest()
+
+
+def _ts(value: datetime) -> str:
+    return value.isoformat(timespec="microseconds")
+
+
+def append(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str | None,
+    events: Iterable[AuditEvent],
+    *,
+    logged_at: datetime,
+) -> int:
+    """Append events to the chain (inside the caller's transaction); return how many."""
+    last = con.execute("select seq, hash from audit_log order by seq desc limit 1").fetchone()
+    seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+    at = _ts(logged_at.astimezone(UTC))
+    cols: dict[str, list[Any]] = {
+        k: [] for k in ("seq", "run_id", "event", "entity", "entity_id", "details", "prev_hash", "hash")
+    }
+    for ev in events:
+        seq += 1
+        details = json.dumps(ev.details, sort_keys=True, separators=(",", ":"), default=str)
+        h = _row_hash(prev, _canonical(seq, at, run_id, ev.event, ev.entity, ev.entity_id, details))
+        for k, v in (
+            ("seq", seq),
+            ("run_id", run_id),
+            ("event", ev.event),
+            ("entity", ev.entity),
+            ("entity_id", ev.entity_id),
+            ("details", details),
+            ("prev_hash", prev),
+            ("hash", h),
+        ):
+            cols[k].append(v)
+        prev = h
+    n = len(cols["seq"])
+    if n == 0:
+        return 0
+    batch = pa.table(cols)  # noqa: F841  (read by DuckDB's replacement scan below)
+    con.execute(
+        "insert into audit_log (seq, logged_at, run_id, event, entity, entity_id, details, "
+        "prev_hash, hash) select seq, $at::timestamptz, run_id, event, entity, entity_id, "
+        "details::json, prev_hash, hash from batch order by seq",
+        {"at": at},
+    )
+    return n
+
+
+def verify(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Recompute the chain; return one message per broken, missing or edited row (empty = intact)."""
+    problems: list[str] = []
+    prev = GENESIS
+    expected_seq = 1
+    cur = con.execute(
+        "select seq, logged_at, run_id, event, entity, entity_id, details::varchar, prev_hash, hash "
+        "from audit_log order by seq"
+    )
+    while True:
+        rows: Sequence[tuple[Any, ...]] = cur.fetchmany(50_000)
+        if not rows:
+            break
+        for seq, logged_at, run_id, ev, entity, eid, details, prev_hash, h in rows:
+            if seq != expected_seq:
+                problems.append(f"seq {expected_seq}..{seq - 1}: rows missing (deleted?)")
+            if prev_hash != prev:
+                problems.append(f"seq {seq}: prev_hash does not match the row before it")
+            canonical = _canonical(seq, _ts(logged_at), run_id, ev, entity, eid, details)
+            if _row_hash(prev_hash, canonical) != h:
+                problems.append(f"seq {seq}: content does not match its hash (edited?)")
+            prev = h
+            expected_seq = seq + 1
+    return problems

@@ -1,0 +1,274 @@
+"""Read one landing file (CSV, JSONL or Parquet) into the temp table `_raw`.
+
+`_raw` has the same shape whatever the format: row_number (1 = first data record),
+one VARCHAR column per contract column (NULL when absent; lists as JSON array text),
+`raw` (the record as the file had it, for quarantine) and `parse_error` (set when
+the record could not even be split into fields). Types are checked later, in SQL.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from backorders.domain.contract import Feed
+
+
+class FileRejected(Exception):
+    """The whole file is unusable; the message says why, for a person to act on."""
+
+
+@dataclass
+class FileFacts:
+    """What one streaming pass over the bytes tells: hash, size, encoding, line count."""
+
+    sha256: str
+    size: int
+    utf8: bool
+    utf8_error: str | None
+    lines: int
+    ends_with_newline: bool
+
+
+@dataclass
+class ReadResult:
+    """Outcome of reading a file into `_raw`: warnings for the run log."""
+
+    rows: int
+    warnings: list[str] = field(default_factory=list)
+
+
+def file_facts(path: Path, *, check_text: bool) -> FileFacts:
+    """Hash the file and, for text formats, check UTF-8 and count lines in one pass."""
+    h = hashlib.sha256()
+    dec = codecs.getincrementaldecoder("utf-8")()
+    size = lines = 0
+    utf8, err = True, None
+    last = b""
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+            last = chunk[-1:]
+            if check_text:
+                lines += chunk.count(b"\n")
+                if utf8:
+                    try:
+                        dec.decode(chunk)
+                    except UnicodeDecodeError as exc:
+                        utf8, err = False, f"byte {size - len(chunk) + exc.start}: {exc.reason}"
+        if check_text and utf8:
+            try:
+                dec.decode(b"", final=True)
+            except UnicodeDecodeError as exc:
+                utf8, err = False, f"at the end of the file: {exc.reason}"
+    ends_nl = last == b"\n"
+    if check_text and size and not ends_nl:
+        lines += 1
+    return FileFacts(h.hexdigest(), size, utf8, err, lines, ends_nl)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _check_columns(feed: Feed, present: list[str], fmt: str) -> list[str]:
+    """Reject on missing required or duplicate columns; return warnings for extra ones."""
+    dupes = sorted({c for c in present if present.count(c) > 1})
+    if dupes:
+        raise FileRejected(f"{fmt} header names a column twice: {', '.join(dupes)}")
+    missing = [c for c in feed.required if c not in present]
+    if missing:
+        raise FileRejected(
+            f"missing required column(s) {', '.join(missing)} "
+            f"(the {feed.name} feed requires {', '.join(feed.required)})"
+        )
+    extra = [c for c in present if c not in feed.column_names]
+    return [f"extra column(s) ignored: {', '.join(extra)}"] if extra else []
+
+
+def _raw_select(feed: Feed, exprs: dict[str, str]) -> str:
+    """Columns of `_raw` in contract order, NULL for the ones the file lacks."""
+    return ", ".join(
+        f"{exprs.get(c.name, 'null')}::varchar as {_ident(c.name)}" for c in feed.columns
+    )
+
+
+def _drop(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    for n in names:
+        con.execute(f"drop table if exists {n}")
+
+
+def read_csv(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, facts: FileFacts) -> ReadResult:
+    """Read a CSV file: explicit all-text columns from its header, malformed records kept."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        header_line = fh.readline()
+    if not header_line.strip():
+        raise FileRejected("empty file: no header row")
+    header = [h.strip() for h in next(csv.reader([header_line]))]
+    warnings = _check_columns(feed, header, "CSV")
+    _drop(con, "_raw", "_csv", "_rej", "_rscan")
+    cols = {name: "VARCHAR" for name in header}
+    con.execute(
+        "create temp table _csv as select * from read_csv($p, columns=$cols, header=true, "
+        "auto_detect=false, delim=',', quote='\"', escape='\"', strict_mode=true, "
+        "null_padding=false, store_rejects=true, rejects_table='_rej', rejects_scan='_rscan') "
+        "with ordinality",
+        {"p": str(path), "cols": cols},
+    )
+    rej_lines = [
+        int(r[0]) for r in con.execute("select distinct line from _rej order by line").fetchall()
+    ]
+    if rej_lines and not facts.ends_with_newline and rej_lines[-1] >= facts.lines:
+        raise FileRejected(
+            f"truncated: the last line ({facts.lines}) is incomplete and the file does not end "
+            "with a newline (a cut-off export?)"
+        )
+    present = [c.name for c in feed.columns if c.name in header]
+    exprs = {c: _ident(c) for c in present}
+    for c in feed.columns:
+        if c.type == "list" and c.name in exprs:
+            exprs[c.name] = (
+                f"to_json(list_filter(list_transform(string_split({_ident(c.name)}, ';'), "
+                "lambda x: trim(x)), lambda x: x <> ''))"
+            )
+    raw_struct = ", ".join(f"{_ident(c)} := {_ident(c)}" for c in present)
+    total = con.execute("select count(*) from _csv").fetchone()[0] + len(rej_lines)  # type: ignore[index]
+    # Accepted records keep file order (ordinality); their record number is the
+    # n-th number in 1..total that is not a rejected record's.
+    con.execute(
+        f"""
+        create temp table _raw as
+        with rejected as (select distinct line - 1 as rn from _rej),
+        free as (
+            select s.rn, row_number() over (order by s.rn) as ordinality
+            from range(1, $total + 1) s(rn) anti join rejected r on r.rn = s.rn
+        ),
+        accepted as (
+            select f.rn as row_number, {_raw_select(feed, exprs)},
+                   to_json(struct_pack({raw_struct}))::varchar as raw, null::varchar as parse_error
+            from _csv c join free f using (ordinality)
+        ),
+        broken as (
+            select line - 1 as row_number, {_raw_select(feed, {})}, any_value(csv_line) as raw,
+                   string_agg(distinct error_message, '; ') as parse_error
+            from _rej group by line
+        )
+        select * from accepted union all select * from broken
+        """,
+        {"total": total},
+    )
+    return ReadResult(rows=total, warnings=warnings)
+
+
+def read_jsonl(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, facts: FileFacts) -> ReadResult:
+    """Read a JSONL file line by line; a line that is not a JSON object is kept as broken."""
+    _drop(con, "_raw", "_lines")
+    con.execute(
+        "create temp table _lines as select ordinality as row_number, "
+        "rtrim(ltrim(line, chr(65279)), chr(13)) as line from read_csv($p, "
+        "columns={'line': 'VARCHAR'}, header=false, auto_detect=false, delim=chr(1), quote='', "
+        "escape='', new_line='\\n', strict_mode=false) with ordinality",
+        {"p": str(path)},
+    )
+    con.execute("delete from _lines where line is null or trim(line) = ''")
+    con.execute(
+        "alter table _lines add column ok boolean; "
+        "update _lines set ok = coalesce(case when json_valid(line) then json_type(line) = 'OBJECT' end, false)"
+    )
+    n, bad_last = con.execute(
+        "select count(*), coalesce(bool_or(not ok and row_number = $last), false) from _lines",
+        {"last": facts.lines},
+    ).fetchone()  # type: ignore[misc]
+    if n == 0:
+        raise FileRejected("empty file: no JSON lines")
+    if bad_last and not facts.ends_with_newline:
+        raise FileRejected(
+            f"truncated: the last line ({facts.lines}) is not complete JSON and the file does not "
+            "end with a newline (a cut-off export?)"
+        )
+    keys = [
+        r[0]
+        for r in con.execute(
+            "select distinct unnest(json_keys(line)) from _lines where ok order by 1"
+        ).fetchall()
+    ]
+    warnings = _check_columns(feed, keys, "JSONL") if keys else []
+    if not keys:
+        raise FileRejected("no line is a JSON object with the feed's keys")
+    exprs = {}
+    for c in feed.columns:
+        path_ = "$." + _ident(c.name)
+        if c.type == "list":
+            exprs[c.name] = (
+                f"case json_type(line, '{path_}') when 'ARRAY' then json_extract(line, '{path_}')"
+                f"::varchar when 'VARCHAR' then to_json(list_filter(list_transform(string_split("
+                f"json_extract_string(line, '{path_}'), ';'), lambda x: trim(x)), lambda x: x <> '')) end"
+            )
+        else:
+            exprs[c.name] = (
+                f"case when json_type(line, '{path_}') in ('ARRAY', 'OBJECT') "
+                f"then json_extract(line, '{path_}')::varchar "
+                f"else json_extract_string(line, '{path_}') end"
+            )
+    con.execute(
+        f"""
+        create temp table _raw as
+        select row_number, {_raw_select(feed, exprs)}, line as raw, null::varchar as parse_error
+        from _lines where ok
+        union all
+        select row_number, {_raw_select(feed, {})}, line as raw,
+               'not a JSON object (malformed line)' as parse_error
+        from _lines where not ok
+        """
+    )
+    return ReadResult(rows=int(n), warnings=warnings)
+
+
+def read_parquet(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, facts: FileFacts) -> ReadResult:
+    """Read a Parquet file; typed columns become text so one set of rules checks every format."""
+    _drop(con, "_raw")
+    try:
+        schema = con.execute("describe select * from read_parquet($p)", {"p": str(path)}).fetchall()
+    except duckdb.Error as exc:
+        raise FileRejected(f"not a readable Parquet file: {str(exc).splitlines()[0]}") from exc
+    types = {str(r[0]): str(r[1]) for r in schema}
+    warnings = _check_columns(feed, list(types), "Parquet")
+    exprs: dict[str, str] = {}
+    for c in feed.columns:
+        if c.name not in types:
+            continue
+        col, t = _ident(c.name), types[c.name].upper()
+        if t.endswith("[]") or t.startswith("STRUCT") or t.startswith("MAP"):
+            exprs[c.name] = f"to_json({col})"
+        elif t == "TIMESTAMP" or t.startswith("TIMESTAMP_"):
+            # A naive Parquet timestamp is taken as UTC (documented in docs/feeds.md).
+            exprs[c.name] = f"strftime({col}, '%Y-%m-%dT%H:%M:%S.%fZ')"
+        elif t == "BOOLEAN":
+            exprs[c.name] = f"case when {col} then 'true' when not {col} then 'false' end"
+        else:
+            exprs[c.name] = col
+    present = [c.name for c in feed.columns if c.name in types]
+    raw_struct = ", ".join(f"{_ident(c)} := {_ident(c)}" for c in present)
+    try:
+        con.execute(
+            f"""
+            create temp table _raw as
+            select file_row_number + 1 as row_number, {_raw_select(feed, exprs)},
+                   to_json(struct_pack({raw_struct}))::varchar as raw, null::varchar as parse_error
+            from read_parquet($p, file_row_number = true)
+            """,
+            {"p": str(path)},
+        )
+    except duckdb.Error as exc:
+        raise FileRejected(f"unreadable Parquet data: {str(exc).splitlines()[0]}") from exc
+    n = con.execute("select count(*) from _raw").fetchone()[0]  # type: ignore[index]
+    return ReadResult(rows=int(n), warnings=warnings)
+
+
+READERS = {".csv": read_csv, ".jsonl": read_jsonl, ".parquet": read_parquet}

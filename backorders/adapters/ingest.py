@@ -1,0 +1,215 @@
+"""Ingest the landing zone: each file once (by SHA-256), in one transaction per file.
+
+A file's good rows, its quarantined rows, its `ingested_files` row and its audit
+event commit together, so a crash mid-file loses nothing: the file is simply
+ingested again on the next run. A rejected file loads nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from backorders.adapters import audit, feed_rules, store
+from backorders.adapters.feed_readers import READERS, FileFacts, FileRejected, file_facts
+from backorders.domain.contract import FEED_ORDER, FEEDS, FORMATS, Feed
+from backorders.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FileResult:
+    """The fate of one landing file in this run."""
+
+    feed: str
+    path: str
+    sha256: str
+    status: str  # loaded, rejected, skipped (no data rows), duplicate (seen before: not recorded again)
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def discover(landing: Path) -> tuple[list[tuple[Feed, Path]], list[str]]:
+    """Landing files in load order (feed order, then name), and warnings for stray entries."""
+    if not landing.is_dir():
+        raise FileNotFoundError(f"landing zone {landing} does not exist or is not a folder")
+    found, warnings = [], []
+    for entry in sorted(landing.iterdir()):
+        if entry.is_dir() and entry.name not in FEEDS:
+            warnings.append(f"{entry}: not a feed folder (feeds: {', '.join(FEED_ORDER)}); ignored")
+    for name in FEED_ORDER:
+        folder = landing / name
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.iterdir()):
+            if p.name.startswith("."):
+                continue
+            if p.is_file() and p.suffix.lower() in FORMATS:
+                found.append((FEEDS[name], p))
+            elif p.is_file():
+                warnings.append(f"{p}: not .csv, .jsonl or .parquet; ignored")
+    return found, warnings
+
+
+def ingest_landing(
+    con: duckdb.DuckDBPyConnection,
+    landing: Path,
+    *,
+    run_id: str,
+    as_of: datetime,
+    settings: Settings,
+    now: Callable[[], datetime],
+    progress: Callable[[str], None] = log.info,
+) -> list[FileResult]:
+    """Ingest every new file of the landing zone in load order; return each file's fate."""
+    files, warnings = discover(landing)
+    for w in warnings:
+        progress(w)
+    results = []
+    for i, (feed, path) in enumerate(files, 1):
+        res = ingest_file(con, feed, path, run_id=run_id, as_of=as_of, settings=settings, now=now)
+        results.append(res)
+        detail = f"{res.rows_loaded} rows loaded, {res.rows_quarantined} quarantined"
+        if res.status == "rejected":
+            detail = f"REJECTED: {res.reason}"
+        elif res.status in ("duplicate", "skipped"):
+            detail = res.reason or res.status
+        progress(f"[{i}/{len(files)}] {feed.name}/{path.name}: {detail}")
+        for w in res.warnings:
+            progress(f"    warning: {w}")
+    return results
+
+
+def ingest_file(
+    con: duckdb.DuckDBPyConnection,
+    feed: Feed,
+    path: Path,
+    *,
+    run_id: str,
+    as_of: datetime,
+    settings: Settings,
+    now: Callable[[], datetime],
+) -> FileResult:
+    """Ingest one file: load its good rows, quarantine the bad, or reject it whole."""
+    ext = path.suffix.lower()
+    facts = file_facts(path, check_text=ext != ".parquet")
+    seen = store.scalar(
+        con, "select status from ingested_files where sha256 = $s", {"s": facts.sha256}
+    )
+    res = FileResult(feed.name, str(path), facts.sha256, "duplicate")
+    if seen is not None:
+        res.reason = f"already ingested (same SHA-256, status {seen}): skipped"
+        return res
+    with store.transaction(con):
+        try:
+            _load(con, feed, path, facts, res, run_id=run_id, as_of=as_of, settings=settings)
+        except FileRejected as exc:
+            # Nothing of a rejected file loads: undo its partial work but keep the record.
+            con.execute("rollback")
+            con.execute("begin transaction")
+            res.status, res.reason = "rejected", str(exc)
+            res.rows_loaded = res.rows_quarantined = 0
+        _record(con, res, run_id=run_id, now=now())
+    return res
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    feed: Feed,
+    path: Path,
+    facts: FileFacts,
+    res: FileResult,
+    *,
+    run_id: str,
+    as_of: datetime,
+    settings: Settings,
+) -> None:
+    if facts.size == 0:
+        raise FileRejected("empty file (0 bytes)")
+    if not facts.utf8:
+        raise FileRejected(f"not UTF-8 text ({facts.utf8_error}); export the file as UTF-8")
+    read = READERS[path.suffix.lower()](con, feed, path, facts)
+    res.warnings.extend(read.warnings)
+    if read.rows == 0:
+        if feed.name == "stock":
+            raise FileRejected("empty stock snapshot: header only, no rows")
+        res.status, res.reason = "skipped", "no data rows"
+        return
+    params = {"tiers": settings.tiers} if feed.name == "customers" else {}
+    con.execute(feed_rules.typed_sql(feed), params)
+    con.execute("create or replace temp table _bad (row_number bigint, reason varchar)")
+    con.execute("insert into _bad select row_number, reason from _typed where reason is not null")
+    con.execute(f"insert into _bad {feed_rules.duplicate_key_sql(feed)}")
+    rules = feed_rules.rules_sql(feed)
+    if rules:
+        rule_params = {"as_of": as_of, "max_eta_days": settings.max_eta_days}
+        used = {k: v for k, v in rule_params.items() if f"${k}" in rules}
+        con.execute(f"insert into _bad {rules}", used)
+    con.execute(
+        "create or replace temp table _good as select * exclude (raw, reason) from _typed t "
+        "where reason is null and not exists (select 1 from _bad b where b.row_number = t.row_number)"
+    )
+    if feed.name == "stock":
+        _check_stock_snapshot(con, settings)
+    con.execute(
+        "insert into quarantine (run_id, feed, file, row_number, raw, reason) "
+        "select $run, $feed, $file, t.row_number, t.raw, string_agg(b.reason, '; ' order by b.reason) "
+        "from _bad b join _typed t using (row_number) group by t.row_number, t.raw",
+        {"run": run_id, "feed": feed.name, "file": str(path)},
+    )
+    res.rows_quarantined = int(store.scalar(con, "select count(distinct row_number) from _bad"))
+    res.rows_loaded = int(store.scalar(con, "select count(*) from _good"))
+    con.execute(feed_rules.upsert_sql(feed), {"sha": facts.sha256})
+    if feed.name == "stock":
+        con.execute(
+            "insert into stock_counts select location_id, sku, on_hand, as_of, $sha, $run from _good",
+            {"sha": facts.sha256, "run": run_id},
+        )
+    res.status = "loaded"
+
+
+def _check_stock_snapshot(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    n = store.scalar(con, "select count(*) from _good")
+    if n == 0:
+        raise FileRejected("empty stock snapshot: no usable rows (every row was quarantined)")
+    cut = store.run(con, "ingest/stock_cutoff", {"ratio": settings.stock_min_row_ratio}).fetchall()
+    if cut:
+        parts = [f"{loc} has {new} rows, the previous snapshot had {old}" for loc, new, old in cut]
+        raise FileRejected(
+            "stock snapshot looks cut off: "
+            + "; ".join(parts)
+            + f" (fewer than {settings.stock_min_row_ratio:.0%}); nothing of it was loaded"
+        )
+
+
+def _record(con: duckdb.DuckDBPyConnection, res: FileResult, *, run_id: str, now: datetime) -> None:
+    con.execute(
+        "insert into ingested_files values ($sha, $feed, $path, $loaded, $quar, $status, $reason, "
+        "$run, $now)",
+        {
+            "sha": res.sha256,
+            "feed": res.feed,
+            "path": res.path,
+            "loaded": res.rows_loaded,
+            "quar": res.rows_quarantined,
+            "status": res.status,
+            "reason": res.reason,
+            "run": run_id,
+            "now": now,
+        },
+    )
+    details = {k: v for k, v in asdict(res).items() if k not in ("feed", "sha256")}
+    audit.append(
+        con,
+        run_id,
+        [audit.AuditEvent(f"file_{res.status}", f"feed:{res.feed}", res.sha256, details)],
+        logged_at=now,
+    )

@@ -1,0 +1,112 @@
+"""One typed settings object: config/defaults.toml < settings file < BACKORDERS_* environment."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS_FILE = PROJECT_ROOT / "config" / "defaults.toml"
+
+PriorityField = Literal["order_priority", "customer_tier", "placed_at", "order_value"]
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads one TOML file; missing optional files give nothing."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self._data: dict[str, Any] = {}
+        if path is not None:
+            with path.open("rb") as fh:
+                self._data = tomllib.load(fh)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class Settings(BaseSettings):
+    """Every knob of the pipeline, typed; see config/defaults.toml for the meaning of each."""
+
+    model_config = SettingsConfigDict(env_prefix="BACKORDERS_", extra="forbid")
+
+    db: Path = Path("data/backorders.duckdb")
+    landing: Path = Path("data/landing")
+    priority_key: list[PriorityField] = Field(
+        default_factory=lambda: ["order_priority", "customer_tier", "placed_at", "order_value"]
+    )
+    tiers: list[str] = Field(default_factory=lambda: ["platinum", "gold", "silver", "standard"])
+    handling_days: int = Field(default=1, ge=0)
+    min_inventory_accuracy: float = Field(default=0.95, ge=0.0, le=1.0)
+    accuracy_tolerance_units: int = Field(default=0, ge=0)
+    accuracy_tolerance_pct: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_eta_days: int = Field(default=730, gt=0)
+    stock_min_row_ratio: float = Field(default=0.5, ge=0.0, le=1.0)
+    sendgrid_host: str = "https://api.sendgrid.com"
+    sendgrid_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SENDGRID_API_KEY", "BACKORDERS_SENDGRID_API_KEY"),
+        repr=False,
+    )
+    from_email: str = ""
+    from_name: str = "Customer Care"
+    sandbox: bool = False
+    send_timeout_s: float = Field(default=10.0, gt=0)
+    send_max_attempts: int = Field(default=5, ge=1)
+
+    @field_validator("priority_key")
+    @classmethod
+    def _no_repeats(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"priority_key lists a field twice: {v}")
+        return v
+
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_non_empty(cls, v: list[str]) -> list[str]:
+        if not v or len(set(v)) != len(v):
+            raise ValueError("tiers must be a non-empty list of distinct names")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        import os
+
+        user_file = os.environ.get("BACKORDERS_SETTINGS_FILE")
+        return (
+            init_settings,
+            env_settings,
+            _TomlSource(settings_cls, Path(user_file) if user_file else None),
+            _TomlSource(settings_cls, DEFAULTS_FILE if DEFAULTS_FILE.exists() else None),
+        )
+
+    @property
+    def sending_enabled(self) -> bool:
+        """True when an API key is configured, so emails are really sent."""
+        return self.sendgrid_api_key is not None and bool(self.sendgrid_api_key.get_secret_value())
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings safe to log or show: the API key is reduced to whether it is set."""
+        d = self.model_dump(mode="json", exclude={"sendgrid_api_key"})
+        d["sendgrid_api_key"] = "set" if self.sending_enabled else "not set"
+        return d
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from defaults, the settings file, the environment and overrides."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)
