@@ -34,7 +34,9 @@ def _canonical(
     seq: int, logged_at: str, run_id: str | None, ev: str, entity: str, eid: str, details: str
 ) -> str:
     return json.dumps(
-        [seq, logged_at, run_id, ev, entity, eid, details], separators=(",", ":"), ensure_ascii=False
+        [seq, logged_at, run_id, ev, entity, eid, details],
+        separators=(",", ":"),
+        ensure_ascii=False,
     )
 
 
@@ -58,7 +60,8 @@ def append(
     seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
     at = _ts(logged_at.astimezone(UTC))
     cols: dict[str, list[Any]] = {
-        k: [] for k in ("seq", "run_id", "event", "entity", "entity_id", "details", "prev_hash", "hash")
+        k: []
+        for k in ("seq", "run_id", "event", "entity", "entity_id", "details", "prev_hash", "hash")
     }
     for ev in events:
         seq += 1

@@ -104,7 +104,9 @@ def _drop(con: duckdb.DuckDBPyConnection, *names: str) -> None:
         con.execute(f"drop table if exists {n}")
 
 
-def read_csv(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, facts: FileFacts) -> ReadResult:
+def read_csv(
+    con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, facts: FileFacts
+) -> ReadResult:
     """Read a CSV file: explicit all-text columns from its header, malformed records kept."""
     with path.open(encoding="utf-8-sig", newline="") as fh:
         header_line = fh.readline()
@@ -166,7 +168,9 @@ def read_csv(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, facts: File
     return ReadResult(rows=total, warnings=warnings)
 
 
-def read_jsonl(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, facts: FileFacts) -> ReadResult:
+def read_jsonl(
+    con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, facts: FileFacts
+) -> ReadResult:
     """Read a JSONL file line by line; a line that is not a JSON object is kept as broken."""
     _drop(con, "_raw", "_lines")
     con.execute(
@@ -230,7 +234,9 @@ def read_jsonl(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, facts: Fi
     return ReadResult(rows=int(n), warnings=warnings)
 
 
-def read_parquet(con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, facts: FileFacts) -> ReadResult:
+def read_parquet(
+    con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, facts: FileFacts
+) -> ReadResult:
     """Read a Parquet file; typed columns become text so one set of rules checks every format."""
     _drop(con, "_raw")
     try:

@@ -96,11 +96,11 @@ def typed_sql(feed: Feed) -> str:
             "|| array_to_string($tiers, ', ') || ')' end"
         )
     return (
-        "create or replace temp table _typed as select row_number, raw, "
+        "create or replace temp table _typed as select row_number, raw as _raw_record, "
         + ", ".join(cols)
         + ", coalesce(parse_error, nullif(concat_ws('; ', "
         + ", ".join(errs)
-        + "), '')) as reason from _raw"
+        + "), '')) as _reject_reason from _raw"
     )
 
 
@@ -115,7 +115,7 @@ def duplicate_key_sql(feed: Feed) -> str:
                || string_agg(row_number::varchar, ', ' order by row_number) over (partition by {key})
                || '): none of them is loaded' as reason
         from _typed
-        where reason is null
+        where _reject_reason is null
         qualify count(*) over (partition by {key}) > 1
     """
 
@@ -129,12 +129,18 @@ def rules_sql(feed: Feed) -> str | None:
 def upsert_sql(feed: Feed) -> str:
     """Insert good rows; a row replaces a stored one only when its version is newer."""
     cols = list(feed.column_names)
-    extra_cols, extra_vals, extra_set = ["source_sha256"], ["$sha"], ["source_sha256 = excluded.source_sha256"]
+    extra_cols, extra_vals, extra_set = (
+        ["source_sha256"],
+        ["$sha"],
+        ["source_sha256 = excluded.source_sha256"],
+    )
     if feed.name == "purchase_orders":
         # remember when a PO line was first seen received: that is its receipt time
         extra_cols.append("received_at")
         extra_vals.append("case when status = 'received' then updated_at end")
-        extra_set.append("received_at = coalesce(purchase_orders.received_at, excluded.received_at)")
+        extra_set.append(
+            "received_at = coalesce(purchase_orders.received_at, excluded.received_at)"
+        )
     non_key = [c for c in cols if c not in feed.key]
     sets = [f"{_q(c)} = excluded.{_q(c)}" for c in non_key] + extra_set
     return (

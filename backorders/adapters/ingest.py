@@ -30,7 +30,9 @@ class FileResult:
     feed: str
     path: str
     sha256: str
-    status: str  # loaded, rejected, skipped (no data rows), duplicate (seen before: not recorded again)
+    status: (
+        str  # loaded, rejected, skipped (no data rows), duplicate (seen before: not recorded again)
+    )
     rows_loaded: int = 0
     rows_quarantined: int = 0
     reason: str | None = None
@@ -146,7 +148,7 @@ def _load(
     params = {"tiers": settings.tiers} if feed.name == "customers" else {}
     con.execute(feed_rules.typed_sql(feed), params)
     con.execute("create or replace temp table _bad (row_number bigint, reason varchar)")
-    con.execute("insert into _bad select row_number, reason from _typed where reason is not null")
+    con.execute("insert into _bad select row_number, _reject_reason from _typed where _reject_reason is not null")
     con.execute(f"insert into _bad {feed_rules.duplicate_key_sql(feed)}")
     rules = feed_rules.rules_sql(feed)
     if rules:
@@ -154,15 +156,15 @@ def _load(
         used = {k: v for k, v in rule_params.items() if f"${k}" in rules}
         con.execute(f"insert into _bad {rules}", used)
     con.execute(
-        "create or replace temp table _good as select * exclude (raw, reason) from _typed t "
-        "where reason is null and not exists (select 1 from _bad b where b.row_number = t.row_number)"
+        "create or replace temp table _good as select * exclude (_raw_record, _reject_reason) "
+        "from _typed t where _reject_reason is null and not exists (select 1 from _bad b where b.row_number = t.row_number)"
     )
     if feed.name == "stock":
         _check_stock_snapshot(con, settings)
     con.execute(
         "insert into quarantine (run_id, feed, file, row_number, raw, reason) "
-        "select $run, $feed, $file, t.row_number, t.raw, string_agg(b.reason, '; ' order by b.reason) "
-        "from _bad b join _typed t using (row_number) group by t.row_number, t.raw",
+        "select $run, $feed, $file, t.row_number, t._raw_record, string_agg(b.reason, '; ' order by b.reason) "
+        "from _bad b join _typed t using (row_number) group by t.row_number, t._raw_record",
         {"run": run_id, "feed": feed.name, "file": str(path)},
     )
     res.rows_quarantined = int(store.scalar(con, "select count(distinct row_number) from _bad"))

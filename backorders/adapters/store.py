@@ -102,7 +102,9 @@ def run(
     return con.execute(sql(name), dict(params or {}))
 
 
-def scalar(con: duckdb.DuckDBPyConnection, query: str, params: Mapping[str, Any] | None = None) -> Any:
+def scalar(
+    con: duckdb.DuckDBPyConnection, query: str, params: Mapping[str, Any] | None = None
+) -> Any:
     """The first column of the first row of a query (None when there is no row)."""
     row = con.execute(query, dict(params or {})).fetchone()
     return row[0] if row else None

@@ -8,6 +8,6 @@ with checked as (
     from _typed as t
     left join orders as o on o.order_id = t.order_id
     left join products as p on p.sku = t.sku
-    where t.reason is null
+    where t._reject_reason is null
 )
 select row_number, reason from checked where reason <> ''

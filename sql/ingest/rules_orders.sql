@@ -3,4 +3,4 @@ select t.row_number,
        'customer_id: unknown customer "' || t.customer_id || '"' as reason
 from _typed as t
 left join customers as c on c.customer_id = t.customer_id
-where t.reason is null and c.customer_id is null
+where t._reject_reason is null and c.customer_id is null

@@ -10,6 +10,6 @@ with checked as (
            ) as reason
     from _typed as t
     left join products as p on p.sku = t.sku
-    where t.reason is null
+    where t._reject_reason is null
 )
 select row_number, reason from checked where reason <> ''

@@ -10,6 +10,6 @@ with checked as (
            ) as reason
     from _typed as t
     left join order_lines as ol on ol.order_id = t.order_id and ol.line_no = t.line_no
-    where t.reason is null
+    where t._reject_reason is null
 )
 select row_number, reason from checked where reason <> ''

@@ -7,4 +7,4 @@ select t.row_number,
        ) as reason
 from _typed as t
 left join products as p on p.sku = t.sku
-where t.reason is null and (p.sku is null or t.as_of > $as_of::timestamptz + interval 1 day)
+where t._reject_reason is null and (p.sku is null or t.as_of > $as_of::timestamptz + interval 1 day)

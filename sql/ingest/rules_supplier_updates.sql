@@ -14,6 +14,6 @@ with checked as (
            ) as reason
     from _typed as t
     left join purchase_orders as po on po.po_id = t.po_id and po.line_no = t.line_no
-    where t.reason is null
+    where t._reject_reason is null
 )
 select row_number, reason from checked where reason <> ''

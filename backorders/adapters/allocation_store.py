@@ -1,0 +1,128 @@
+"""Reconcile and allocate in DuckDB: the marts, the set-based allocation, and its results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from backorders.adapters import audit, store
+from backorders.domain.priority import order_by_sql
+from backorders.settings import Settings
+
+
+@dataclass(frozen=True)
+class Position:
+    """Stock against open backorders, per run: the reconcile step's headline numbers."""
+
+    skus_with_demand: int
+    open_lines: int
+    open_units: int
+    on_hand_units: int
+    safety_units: int
+    usable_stock_units: int
+    incoming_units: int
+    overdue_po_lines: int
+    fillable_now_lines: int
+
+
+def reconcile(con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: Settings) -> Position:
+    """Build book stock, supply lots and ranked demand; say what is fillable now."""
+    with store.transaction(con):
+        store.run(con, "marts/book_stock", {"as_of": as_of})
+        store.run(con, "marts/supply_lots", {"as_of": as_of})
+        demand = store.sql("marts/demand_lines").replace(
+            "{order_by}", order_by_sql(settings.priority_key)
+        )
+        con.execute(demand, {"tiers": settings.tiers})
+    row = store.run(con, "marts/position").fetchone()
+    assert row is not None
+    return Position(*(int(v or 0) for v in row))
+
+
+def allocate(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    as_of: datetime,
+    settings: Settings,
+    now: datetime,
+) -> dict[str, Any]:
+    """Allocate supply to open lines and write allocations, line_status and promise changes."""
+    with store.transaction(con):
+        store.run(con, "allocate/allocate")
+        store.run(
+            con, "allocate/line_status", {"as_of": as_of, "handling_days": settings.handling_days}
+        )
+        con.execute("delete from allocations where run_id = $r", {"r": run_id})
+        con.execute(
+            "insert into allocations select $r, order_id, line_no, sku, supply_kind, supply_ref, "
+            "qty, available_on + $h::integer from _alloc",
+            {"r": run_id, "h": settings.handling_days},
+        )
+        store.run(con, "allocate/promise_changes", {"run_id": run_id})
+        con.execute("delete from line_status")
+        con.execute(
+            "insert into line_status select order_id, line_no, customer_id, sku, qty_ordered, "
+            "qty_shipped, qty_allocated, qty_promised, qty_unpromised, promised_date, status, "
+            "priority_rank, reason, $r from _line_status",
+            {"r": run_id},
+        )
+        events = [
+            audit.AuditEvent(
+                "line_" + change,
+                "order_line",
+                f"{order_id}:{line_no}",
+                {
+                    "status": [old_status, new_status],
+                    "promised_date": [old_date, new_date],
+                    "reason": reason,
+                },
+            )
+            for order_id, line_no, change, old_status, new_status, old_date, new_date, reason in con.execute(
+                "select c.order_id, c.line_no, c.change, c.old_status, c.new_status, "
+                "c.old_promised_date::varchar, c.new_promised_date::varchar, l.reason "
+                "from promise_changes c join _line_status l using (order_id, line_no) "
+                "where c.run_id = $r order by c.order_id, c.line_no",
+                {"r": run_id},
+            ).fetchall()
+        ]
+        summary = summarize(con, run_id)
+        events.append(audit.AuditEvent("allocation_completed", "run", run_id, summary))
+        audit.append(con, run_id, events, logged_at=now)
+    return summary
+
+
+def summarize(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+    """Counts by line status, units by supply kind, and promised lines by week."""
+    by_status = dict(
+        con.execute("select status, count(*) from line_status group by all order by 1").fetchall()
+    )
+    units = dict(
+        con.execute(
+            "select supply_kind, sum(qty)::bigint from allocations where run_id = $r group by all",
+            {"r": run_id},
+        ).fetchall()
+    )
+    by_week = [
+        (str(week), int(n))
+        for week, n in con.execute(
+            "select date_trunc('week', promised_date)::date, count(*) from line_status "
+            "where status = 'promised' group by all order by 1"
+        ).fetchall()
+    ]
+    changes = dict(
+        con.execute(
+            "select change, count(*) from promise_changes where run_id = $r group by all order by 1",
+            {"r": run_id},
+        ).fetchall()
+    )
+    return {
+        "lines_by_status": by_status,
+        "units_allocated_from_stock": int(units.get("stock", 0)),
+        "units_promised_from_po": int(units.get("po", 0)),
+        "promised_lines_by_week": by_week,
+        "promise_changes": changes,
+    }

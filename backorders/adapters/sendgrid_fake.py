@@ -1,0 +1,572 @@
+"""A local stand-in for SendGrid's ``POST /v3/mail/send`` with fault injection.
+
+Use it in tests (``with FakeSendGrid(api_key="k") as fake: ...``) or as a process::
+
+    python -m backorders.adapters.sendgrid_fake --port 0 --key KEY
+
+which prints its base URL (e.g. ``http://127.0.0.1:54321``) on the first stdout line and
+serves until SIGINT/SIGTERM. Behaviour follows SendGrid's documentation: bearer-token
+auth (401), payload shape validation (400 with ``{"errors": [...]}``; messages are
+modelled on SendGrid's, wording approximate), 202 + ``X-Message-Id`` on success, 200 in
+sandbox mode (as SendGrid documents), 429 with ``X-RateLimit-*`` headers, 500/503.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hmac
+import json
+import random
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType, TracebackType
+from typing import Any
+
+__all__ = ["FAILURE_MODES", "FakeSendGrid", "validate_mail_send"]
+
+FAILURE_MODES: frozenset[str] = frozenset(
+    {"429", "500", "503", "slow", "drop", "drop_after_accept"}
+)
+MAX_PERSONALIZATIONS = 1000
+MAX_RECIPIENTS = 1000
+MAX_CATEGORIES = 10
+MAX_BODY_BYTES = 30 * 1024 * 1024  # SendGrid's documented total message size limit
+RATE_LIMIT = 600
+
+_ADDRESS_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;.]{2,}$")
+
+
+def _error(message: str, field: str | None = None) -> dict[str, Any]:
+    """One SendGrid-style error object."""
+    return {"message": message, "field": field, "help": None}
+
+
+def _non_empty_str(value: object) -> bool:
+    """True for a string with at least one character."""
+    return isinstance(value, str) and len(value) > 0
+
+
+def _valid_address_obj(value: object) -> bool:
+    """True for ``{"email": "<plausible address>", ["name": str]}``."""
+    if not isinstance(value, dict):
+        return False
+    email = value.get("email")
+    name = value.get("name")
+    if name is not None and not isinstance(name, str):
+        return False
+    return isinstance(email, str) and bool(_ADDRESS_RE.match(email))
+
+
+def _validate_personalizations(payload: dict[str, Any], errors: list[dict[str, Any]]) -> None:
+    """Validate the personalizations block (recipients, uniqueness, limits)."""
+    pers = payload.get("personalizations")
+    if not isinstance(pers, list) or not pers:
+        errors.append(
+            _error(
+                "The personalizations field is required and must have at least one "
+                "personalization.",
+                "personalizations",
+            )
+        )
+        return
+    if len(pers) > MAX_PERSONALIZATIONS:
+        errors.append(
+            _error(
+                f"The personalizations field must have no more than {MAX_PERSONALIZATIONS} items.",
+                "personalizations",
+            )
+        )
+        return
+    total = 0
+    for i, p in enumerate(pers):
+        if not isinstance(p, dict):
+            errors.append(_error("Personalization must be an object.", f"personalizations.{i}"))
+            continue
+        to = p.get("to")
+        if not isinstance(to, list) or not to:
+            errors.append(
+                _error(
+                    "The to array is required for all personalization objects, and must "
+                    "have at least one email object with a valid email address.",
+                    f"personalizations.{i}.to",
+                )
+            )
+            continue
+        seen: set[str] = set()
+        for kind in ("to", "cc", "bcc"):
+            group = p.get(kind, [])
+            if not isinstance(group, list):
+                errors.append(
+                    _error(f"The {kind} field must be an array.", f"personalizations.{i}.{kind}")
+                )
+                continue
+            for j, rcpt in enumerate(group):
+                total += 1
+                if not _valid_address_obj(rcpt):
+                    errors.append(
+                        _error(
+                            "Does not contain a valid address.",
+                            f"personalizations.{i}.{kind}.{j}.email",
+                        )
+                    )
+                    continue
+                addr = str(rcpt["email"]).lower()
+                if addr in seen:
+                    errors.append(
+                        _error(
+                            "Each email address in the personalization block should be "
+                            "unique between to, cc, and bcc.",
+                            f"personalizations.{i}.{kind}.{j}.email",
+                        )
+                    )
+                seen.add(addr)
+        if "subject" in p and not isinstance(p["subject"], str):
+            errors.append(_error("The subject must be a string.", f"personalizations.{i}.subject"))
+    if total > MAX_RECIPIENTS:
+        errors.append(
+            _error(
+                f"The total number of recipients must be no more than {MAX_RECIPIENTS}.",
+                "personalizations",
+            )
+        )
+
+
+def validate_mail_send(payload: object) -> list[dict[str, Any]]:
+    """Return SendGrid-style error objects for a Mail Send body ([] when valid)."""
+    if not isinstance(payload, dict):
+        return [_error("Bad Request", None)]
+    errors: list[dict[str, Any]] = []
+    _validate_personalizations(payload, errors)
+
+    if not _valid_address_obj(payload.get("from")):
+        errors.append(
+            _error(
+                "The from object must be provided for every email send. It is an object "
+                "that requires the email parameter, but may also contain a name parameter.",
+                "from.email",
+            )
+        )
+
+    has_template = _non_empty_str(payload.get("template_id"))
+    pers = payload.get("personalizations")
+    all_pers_have_subject = (
+        isinstance(pers, list)
+        and bool(pers)
+        and all(isinstance(p, dict) and _non_empty_str(p.get("subject")) for p in pers)
+    )
+    if (
+        not has_template
+        and not _non_empty_str(payload.get("subject"))
+        and not all_pers_have_subject
+    ):
+        errors.append(
+            _error(
+                "The subject is required. You can get around this requirement if you use a "
+                "template with a subject defined or if every personalization has a subject "
+                "defined.",
+                "subject",
+            )
+        )
+
+    content = payload.get("content")
+    if content is None and has_template:
+        pass
+    elif not isinstance(content, list) or not content:
+        errors.append(
+            _error(
+                "Unless a valid template_id is provided, the content parameter is required. "
+                "There must be at least one defined content block. We typically suggest both "
+                "text/plain and text/html blocks are included, but only one block is "
+                "required.",
+                "content",
+            )
+        )
+    else:
+        for k, block in enumerate(content):
+            if not isinstance(block, dict) or not _non_empty_str(block.get("type")):
+                errors.append(
+                    _error(
+                        "The content type must be a string at least one character in length.",
+                        f"content.{k}.type",
+                    )
+                )
+                continue
+            if not _non_empty_str(block.get("value")):
+                errors.append(
+                    _error(
+                        "The content value must be a string at least one character in length.",
+                        f"content.{k}.value",
+                    )
+                )
+            if block.get("type") == "text/plain" and k != 0:
+                errors.append(
+                    _error(
+                        "If present, text/plain must be first, followed by text/html, "
+                        "followed by any other content.",
+                        f"content.{k}.type",
+                    )
+                )
+
+    custom_args = payload.get("custom_args")
+    if custom_args is not None and (
+        not isinstance(custom_args, dict)
+        or not all(isinstance(v, str) for v in custom_args.values())
+    ):
+        errors.append(_error("Custom args must be an object of string values.", "custom_args"))
+
+    categories = payload.get("categories")
+    if categories is not None:
+        if not isinstance(categories, list) or not all(
+            _non_empty_str(c) and len(c) <= 255 for c in categories
+        ):
+            errors.append(
+                _error("Categories must be strings of 1 to 255 characters.", "categories")
+            )
+        elif len(categories) > MAX_CATEGORIES:
+            errors.append(
+                _error(
+                    f"You may not include more than {MAX_CATEGORIES} categories per email.",
+                    "categories",
+                )
+            )
+
+    mail_settings = payload.get("mail_settings")
+    if isinstance(mail_settings, dict) and isinstance(mail_settings.get("sandbox_mode"), dict):
+        enable = mail_settings["sandbox_mode"].get("enable")
+        if not isinstance(enable, bool):
+            errors.append(
+                _error(
+                    "The sandbox mode enable param should be a boolean value.",
+                    "mail_settings.sandbox_mode.enable",
+                )
+            )
+    return errors
+
+
+def _is_sandbox(payload: dict[str, Any]) -> bool:
+    """True if ``mail_settings.sandbox_mode.enable`` is the boolean ``true``."""
+    settings = payload.get("mail_settings")
+    if not isinstance(settings, dict):
+        return False
+    sandbox = settings.get("sandbox_mode")
+    return isinstance(sandbox, dict) and sandbox.get("enable") is True
+
+
+class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer that knows its FakeSendGrid."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128  # default 5 overflows under concurrent clients (1 s SYN retry)
+
+    def __init__(self, address: tuple[str, int], fake: FakeSendGrid) -> None:
+        """Bind to ``address`` and remember ``fake``."""
+        self.fake = fake
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Request handler implementing ``POST /v3/mail/send``."""
+
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "FakeSendGrid/1.0"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: tests and CI logs do not need an access log."""
+
+    def _send_json(
+        self, status: int, body: dict[str, Any] | None, headers: dict[str, str] | None = None
+    ) -> None:
+        """Write a response with an optional JSON body."""
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(status)
+        if body is not None:
+            self.send_header("Content-Type", "application/json")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if data:
+            self.wfile.write(data)
+
+    def _errors(self, status: int, errors: list[dict[str, Any]]) -> None:
+        """Write a SendGrid-style error response."""
+        self._send_json(status, {"errors": errors})
+
+    def _drop(self) -> None:
+        """Close the connection without writing any response."""
+        self.close_connection = True
+
+    def do_GET(self) -> None:
+        """Only POST is served."""
+        self._errors(405, [_error("method not allowed")])
+
+    do_PUT = do_DELETE = do_PATCH = do_GET
+
+    def do_POST(self) -> None:
+        """Handle one Mail Send request, applying any injected failure."""
+        fake = self.server.fake
+        fake._note_request()
+        try:
+            length = int(self.headers.get("Content-Length") or "0")
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._errors(400, [_error("Bad Request")])
+            return
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            self._errors(413, [_error("Payload Too Large")])
+            return
+        # Always drain the body before answering, or closing with unread data may reset
+        # the connection and the client would never see our status line.
+        raw = self.rfile.read(length) if length else b""
+
+        if self.path.split("?", 1)[0].rstrip("/") != "/v3/mail/send":
+            self._errors(404, [_error("resource not found")])
+            return
+        auth = self.headers.get("Authorization") or ""
+        expected = f"Bearer {fake.api_key}"
+        if not auth:
+            self._errors(401, [_error("authorization required")])
+            return
+        if not hmac.compare_digest(auth.encode(), expected.encode()):
+            self._errors(
+                401, [_error("The provided authorization grant is invalid, expired, or revoked")]
+            )
+            return
+
+        mode = fake._take_failure()
+        if mode == "429":
+            self._send_json(
+                429,
+                {"errors": [_error("too many requests")]},
+                {
+                    "X-RateLimit-Limit": str(RATE_LIMIT),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(int(fake.clock()) + 1),
+                },
+            )
+            return
+        if mode in ("500", "503"):
+            message = "internal error" if mode == "500" else "service unavailable"
+            self._errors(int(mode), [_error(message)])
+            return
+        if mode == "drop":
+            self._drop()
+            return
+
+        try:
+            payload = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            self._errors(400, [_error("Bad Request")])
+            return
+        errors = validate_mail_send(payload)
+        if errors:
+            self._errors(400, errors)
+            return
+
+        sandbox = _is_sandbox(payload)
+        message_id = fake._record(payload, sandbox)
+        if mode == "drop_after_accept":
+            self._drop()
+            return
+        if mode == "slow":
+            fake._stopping.wait(fake.slow_delay_s)
+        try:
+            self._send_json(200 if sandbox else 202, None, {"X-Message-Id": message_id})
+        except OSError:  # the client gave up (timeout) and closed its end
+            self.close_connection = True
+
+
+class FakeSendGrid:
+    """In-process fake of SendGrid's Mail Send endpoint with fault injection."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        slow_delay_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Prepare (but do not start) a fake on ``host:port`` (0 picks a free port)."""
+        if not api_key:
+            raise ValueError("api_key must be non-empty")
+        self.api_key = api_key
+        self.host = host
+        self.port = port
+        self.slow_delay_s = slow_delay_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._messages: list[dict[str, Any]] = []
+        self._requests_seen = 0
+        self._next_id = 0
+        self._queued: collections.deque[str] = collections.deque()
+        self._rate = 0.0
+        self._rate_modes: tuple[str, ...] = ()
+        self._rng = random.Random(0)
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> FakeSendGrid:
+        """Bind and serve in a daemon thread; returns self."""
+        if self._server is not None:
+            raise RuntimeError("FakeSendGrid already started")
+        self._stopping.clear()
+        self._server = _Server((self.host, self.port), self)
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-sendgrid:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, wake any 'slow' handlers and close the socket."""
+        self._stopping.set()
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeSendGrid:
+        """Start on entering a ``with`` block."""
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop on leaving a ``with`` block."""
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Base URL to pass as ``host=`` to the SendGrid client."""
+        if self._server is None:
+            raise RuntimeError("FakeSendGrid is not running")
+        return f"http://{self.host}:{self.port}"
+
+    # -- observations --------------------------------------------------------------------
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """Snapshot of every accepted message (payload + ``x_message_id`` + ``sandbox``)."""
+        with self._lock:
+            return list(self._messages)
+
+    @property
+    def requests_seen(self) -> int:
+        """Number of POST requests received, whatever their outcome."""
+        with self._lock:
+            return self._requests_seen
+
+    def received_keys(self) -> collections.Counter[str]:
+        """``custom_args.message_key`` -> number of times accepted (per personalization)."""
+        counts: collections.Counter[str] = collections.Counter()
+        for message in self.messages:
+            top = message.get("custom_args") or {}
+            for p in message.get("personalizations", []):
+                key = (p.get("custom_args") or {}).get("message_key") or top.get("message_key")
+                if key:
+                    counts[key] += 1
+        return counts
+
+    # -- fault injection -----------------------------------------------------------------
+    def fail_next(self, n: int, mode: str) -> None:
+        """Apply failure ``mode`` to the next ``n`` authenticated requests."""
+        if mode not in FAILURE_MODES:
+            raise ValueError(f"unknown mode {mode!r}; expected one of {sorted(FAILURE_MODES)}")
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        with self._lock:
+            self._queued.extend([mode] * n)
+
+    def set_failure_rate(self, rate: float, modes: Sequence[str], seed: int) -> None:
+        """Inject a random mode from ``modes`` into a ``rate`` fraction of requests."""
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError("rate must be within [0, 1]")
+        unknown = set(modes) - FAILURE_MODES
+        if unknown or (rate > 0 and not modes):
+            raise ValueError(f"invalid modes {sorted(unknown) or modes!r}")
+        with self._lock:
+            self._rate = rate
+            self._rate_modes = tuple(modes)
+            self._rng = random.Random(seed)
+
+    # -- internals used by the handler ---------------------------------------------------
+    def _note_request(self) -> None:
+        """Count one incoming request."""
+        with self._lock:
+            self._requests_seen += 1
+
+    def _take_failure(self) -> str | None:
+        """Pop the next queued failure, else roll the random injector."""
+        with self._lock:
+            if self._queued:
+                return self._queued.popleft()
+            if self._rate > 0 and self._rng.random() < self._rate:
+                return self._rng.choice(self._rate_modes)
+            return None
+
+    def _record(self, payload: dict[str, Any], sandbox: bool) -> str:
+        """Store an accepted message and return its ``X-Message-Id``."""
+        with self._lock:
+            self._next_id += 1
+            message_id = f"fake-msg-{self._next_id:08d}"
+            record = dict(payload)
+            record["x_message_id"] = message_id
+            record["sandbox"] = sandbox
+            self._messages.append(record)
+            return message_id
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the fake as a standalone process; print its URL and serve until signalled."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--key", required=True, help="API key the fake accepts")
+    parser.add_argument("--slow-delay", type=float, default=1.0, help="seconds for 'slow'")
+    args = parser.parse_args(argv)
+
+    done = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    with FakeSendGrid(
+        api_key=args.key, host=args.host, port=args.port, slow_delay_s=args.slow_delay
+    ) as fake:
+        print(fake.url, flush=True)
+        while not done.wait(0.5):
+            pass
+        print(f"accepted {len(fake.messages)} message(s)", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,305 @@
+"""Send one ``OutgoingEmail`` through SendGrid's v3 Mail Send API with safe retries.
+
+Facts about the official client this adapter relies on (sendgrid 6.12.5 /
+python_http_client 3.3.7, checked in their source):
+
+* ``SendGridAPIClient`` has no ``timeout`` argument and no retries. The timeout lives on
+  the underlying ``python_http_client.Client`` (``client.client.timeout``, copied to each
+  chained sub-client) or can be passed per call: ``client.client.mail.send.post(...,
+  timeout=...)``. It is used as ``timeout or self.timeout``, so ``0`` means *no timeout*.
+  The value is urllib's per-socket-operation timeout (connect, each read), not a deadline.
+* Every HTTP status >= 400 raises a ``python_http_client.exceptions.HTTPError`` subclass
+  carrying ``status_code``, ``body`` (bytes) and ``headers``.
+* Transport errors come straight from ``urllib``: anything that fails while connecting or
+  writing the request is wrapped in ``urllib.error.URLError`` (the request never reached
+  the server completely); anything that fails while waiting for / reading the answer
+  (``TimeoutError``, ``RemoteDisconnected``, ``ConnectionResetError``, ``IncompleteRead``)
+  is raised raw. This adapter maps the former to "retry" and the latter to ``unknown``.
+* ``python_http_client`` logs the request headers, including ``Authorization: Bearer
+  <key>``, at DEBUG level on logger ``python_http_client.client``. A redacting filter is
+  installed on that logger when this module is imported.
+* An empty/None ``api_key`` silently falls back to ``$SENDGRID_API_KEY``; this adapter
+  refuses an empty key instead.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import random
+import re
+import time
+import urllib.error
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from python_http_client.exceptions import HTTPError as SendGridHTTPError
+from sendgrid import SendGridAPIClient
+
+from backorders.domain.email import (
+    OutgoingEmail,
+    SendOutcome,
+    SendStatus,
+    is_deliverable_address,
+    safe_header_value,
+)
+
+__all__ = ["SendGridSender", "build_mail_payload"]
+
+_log = logging.getLogger(__name__)
+
+_REDACTED = "[REDACTED]"
+_BEARER_RE = re.compile(r"(Bearer\s+)[^\s'\",}]+", re.IGNORECASE)
+# SendGrid keys look like "SG.<22 chars>.<43 chars>"; scrub anything of that shape too.
+_SG_KEY_RE = re.compile(r"SG\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")
+_MAX_ERROR_LEN = 500
+
+
+class _RedactAuthorizationFilter(logging.Filter):
+    """Logging filter that masks bearer tokens in python_http_client debug records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record so no bearer token or SendGrid key survives; always keep it."""
+        try:
+            message = record.getMessage()
+        except Exception:  # malformed record: leave it to the logging machinery
+            return True
+        scrubbed = _SG_KEY_RE.sub(_REDACTED, _BEARER_RE.sub(r"\1" + _REDACTED, message))
+        if scrubbed != message:
+            record.msg = scrubbed
+            record.args = None
+        return True
+
+
+def _install_log_redaction() -> None:
+    """Attach the redacting filter to python_http_client's logger exactly once."""
+    logger = logging.getLogger("python_http_client.client")
+    if not any(isinstance(f, _RedactAuthorizationFilter) for f in logger.filters):
+        logger.addFilter(_RedactAuthorizationFilter())
+
+
+_install_log_redaction()
+
+
+def build_mail_payload(
+    email: OutgoingEmail,
+    *,
+    from_email: str,
+    from_name: str | None = None,
+    sandbox: bool = False,
+) -> dict[str, Any]:
+    """Build the v3 Mail Send JSON body for one e-mail (one personalization)."""
+    to: dict[str, str] = {"email": email.to_email}
+    if email.to_name:
+        name = safe_header_value(email.to_name)
+        if name:
+            to["name"] = name
+    sender: dict[str, str] = {"email": from_email}
+    if from_name:
+        name = safe_header_value(from_name)
+        if name:
+            sender["name"] = name
+    # SendGrid rejects empty content values; text/plain must come before text/html.
+    content = [
+        {"type": mime, "value": value}
+        for mime, value in (("text/plain", email.text), ("text/html", email.html))
+        if value
+    ]
+    payload: dict[str, Any] = {
+        "personalizations": [{"to": [to]}],
+        "from": sender,
+        "subject": safe_header_value(email.subject),
+        "content": content,
+        "custom_args": {"message_key": email.message_key},
+    }
+    categories = list(dict.fromkeys(c for c in map(safe_header_value, email.categories) if c))
+    if categories:
+        payload["categories"] = categories
+    if sandbox:
+        payload["mail_settings"] = {"sandbox_mode": {"enable": True}}
+    return payload
+
+
+def _sendgrid_error_text(body: bytes | str | None) -> str:
+    """Extract SendGrid's ``errors[].message`` (and field) from an error body."""
+    if not body:
+        return ""
+    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return raw.strip()[:200]
+    if isinstance(parsed, dict) and isinstance(parsed.get("errors"), list):
+        parts: list[str] = []
+        for item in parsed["errors"]:
+            if not isinstance(item, dict):
+                continue
+            message = str(item.get("message") or "").strip()
+            field = item.get("field")
+            parts.append(f"{message} (field: {field})" if field else message)
+        return "; ".join(p for p in parts if p)
+    return raw.strip()[:200]
+
+
+class SendGridSender:
+    """Deliver ``OutgoingEmail`` objects via SendGrid, retrying only when provably safe."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        host: str,
+        from_email: str,
+        from_name: str | None = None,
+        timeout_s: float = 10.0,
+        max_attempts: int = 5,
+        base_backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        sandbox: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        """Configure the sender; nothing is sent and no connection is opened here."""
+        if not api_key or any(c in api_key for c in "\r\n"):
+            raise ValueError("api_key must be a non-empty single-line string")
+        if not host:
+            raise ValueError("host must be non-empty")
+        if not is_deliverable_address(from_email):
+            raise ValueError("from_email is not a deliverable address")
+        if not timeout_s > 0:  # 0 would mean "no timeout" in python_http_client
+            raise ValueError("timeout_s must be > 0")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if base_backoff_s < 0 or max_backoff_s < 0:
+            raise ValueError("backoff values must be >= 0")
+        self._api_key = api_key
+        self._host = host.rstrip("/")
+        self._from_email = from_email
+        self._from_name = from_name
+        self._timeout_s = float(timeout_s)
+        self._max_attempts = max_attempts
+        self._base_backoff_s = float(base_backoff_s)
+        self._max_backoff_s = float(max_backoff_s)
+        self._sandbox = sandbox
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self._client = SendGridAPIClient(api_key=api_key, host=self._host)
+        # No timeout by default in the client: set it on the base client (inherited by the
+        # chained sub-clients) and also pass it per call in _post().
+        self._client.client.timeout = self._timeout_s
+
+    def __repr__(self) -> str:
+        """Describe the sender without revealing the API key."""
+        return (
+            f"SendGridSender(host={self._host!r}, from_email={self._from_email!r}, "
+            f"sandbox={self._sandbox!r}, timeout_s={self._timeout_s!r}, "
+            f"max_attempts={self._max_attempts!r}, api_key='{_REDACTED}')"
+        )
+
+    def send(self, email: OutgoingEmail) -> SendOutcome:
+        """Send ``email`` once; retry 429/5xx/not-delivered errors; never resend on doubt."""
+        problem = self._precheck(email)
+        if problem is not None:
+            return self._outcome(email, "failed", None, problem, 0)
+        payload = build_mail_payload(
+            email, from_email=self._from_email, from_name=self._from_name, sandbox=self._sandbox
+        )
+        last_error = "no attempt made"
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                response = self._post(payload)
+            except SendGridHTTPError as exc:
+                status = int(exc.status_code)
+                detail = _sendgrid_error_text(getattr(exc, "body", None))
+                last_error = f"HTTP {status}" + (f": {detail}" if detail else "")
+                if status != 429 and not 500 <= status <= 599:
+                    return self._outcome(email, "failed", None, last_error, attempt)
+                delay = self._retry_delay(attempt, status, getattr(exc, "headers", None))
+            except urllib.error.URLError as exc:
+                # Raised by urllib only while connecting/writing: the request was not
+                # (completely) delivered, so retrying cannot create a duplicate.
+                last_error = f"request not delivered: {exc.reason}"
+                delay = self._retry_delay(attempt, None, None)
+            except (OSError, http.client.HTTPException) as exc:
+                # Read timeout / connection dropped after the request was written.
+                error = (
+                    f"no response after sending ({type(exc).__name__}: {exc}); "
+                    "SendGrid may or may not have accepted it"
+                )
+                return self._outcome(email, "unknown", None, error, attempt)
+            else:
+                message_id = response.headers.get("X-Message-Id") if response.headers else None
+                return self._outcome(email, "sent", message_id, None, attempt)
+            if attempt < self._max_attempts:
+                _log.info(
+                    "sendgrid retry message_key=%s attempt=%d delay=%.3fs error=%s",
+                    email.message_key,
+                    attempt,
+                    delay,
+                    self._scrub(last_error),
+                )
+                self._sleep(delay)
+        error = f"gave up after {self._max_attempts} attempts: {last_error}"
+        return self._outcome(email, "failed", None, error, self._max_attempts)
+
+    def _post(self, payload: dict[str, Any]) -> Any:
+        """POST /v3/mail/send through the official client with an explicit timeout."""
+        return self._client.client.mail.send.post(request_body=payload, timeout=self._timeout_s)
+
+    def _precheck(self, email: OutgoingEmail) -> str | None:
+        """Return a reason if ``email`` can never be accepted, else None."""
+        if not email.message_key:
+            return "empty message_key"
+        if not is_deliverable_address(email.to_email):
+            return "undeliverable recipient address"
+        if not safe_header_value(email.subject):
+            return "empty subject"
+        if not email.text and not email.html:
+            return "empty body (neither text nor html)"
+        return None
+
+    def _retry_delay(
+        self, attempt: int, status: int | None, headers: Mapping[str, str] | None
+    ) -> float:
+        """Seconds to wait before the next attempt (rate-limit reset or full jitter)."""
+        if status == 429 and headers is not None:
+            reset_raw = headers.get("X-RateLimit-Reset")
+            if reset_raw is not None:
+                try:
+                    wait = float(reset_raw) - self._clock()
+                except ValueError:
+                    wait = -1.0
+                if wait > 0:
+                    return min(wait, self._max_backoff_s)
+        ceiling = min(self._max_backoff_s, self._base_backoff_s * (2 ** (attempt - 1)))
+        return self._rng.uniform(0.0, ceiling)
+
+    def _scrub(self, text: str) -> str:
+        """Remove the API key (and anything key- or bearer-shaped) from ``text``."""
+        text = text.replace(self._api_key, _REDACTED)
+        text = _BEARER_RE.sub(r"\1" + _REDACTED, text)
+        return _SG_KEY_RE.sub(_REDACTED, text)
+
+    def _outcome(
+        self,
+        email: OutgoingEmail,
+        status: SendStatus,
+        message_id: str | None,
+        error: str | None,
+        attempts: int,
+    ) -> SendOutcome:
+        """Build a ``SendOutcome`` with a scrubbed, length-limited error text."""
+        if error is not None:
+            error = self._scrub(error)
+            if len(error) > _MAX_ERROR_LEN:
+                error = error[: _MAX_ERROR_LEN - 3] + "..."
+        return SendOutcome(
+            message_key=email.message_key,
+            status=status,
+            provider_message_id=message_id,
+            error=error,
+            attempts=attempts,
+        )

@@ -1,0 +1,188 @@
+"""The `backorders` command line: demo, run, status, serve, verify-audit."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+# A cold PREFECT_HOME can take longer than Prefect's 20 s default to start the
+# temporary API server (measured here: 13-35 s); give it room unless set.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _as_of(text: str) -> datetime:
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"--as-of {text!r} is not an ISO 8601 date or timestamp (e.g. 2026-11-23T06:00:00Z)"
+        ) from exc
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"--as-of {text!r} needs a timezone (Z or +hh:mm)")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="backorders", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="generate demo feeds, run one full cycle, print a summary")
+    d.add_argument(
+        "--dir", type=Path, default=Path("data/demo"), help="where landing/ and the db go"
+    )
+    d.add_argument("--seed", type=int, default=7)
+    d.add_argument("--scale", type=int, default=1, help="1 = about 3,000 order lines")
+
+    r = sub.add_parser("run", help="one full cycle on a landing zone")
+    r.add_argument("--landing", type=Path, help="landing zone (default: BACKORDERS_LANDING)")
+    r.add_argument("--db", type=Path, help="DuckDB file (default: BACKORDERS_DB)")
+    r.add_argument("--as-of", type=_as_of, help="the run's 'now' (ISO 8601; default: now)")
+    r.add_argument("--dry-run", action="store_true", help="render emails, send nothing")
+
+    s = sub.add_parser("status", help="where each line of an order stands, and why")
+    s.add_argument("order_id")
+    s.add_argument("--db", type=Path)
+
+    v = sub.add_parser("verify-audit", help="check the audit log's hash chain")
+    v.add_argument("--db", type=Path)
+
+    sv = sub.add_parser("serve", help="serve the deployments (schedules, supplier-delay rerun)")
+    sv.add_argument("--landing", type=Path)
+    sv.add_argument("--db", type=Path)
+    sv.add_argument("--cron", default="0 2 * * *", help="nightly full cycle (default 02:00 UTC)")
+    return p
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from backorders.report import summary_text
+
+    print("\n" + summary_text(summary))
+
+
+def _run_flow(
+    landing: Path | None, db: Path | None, as_of: datetime | None, *, dry_run: bool
+) -> int:
+    from flows.backorder_cycle import backorder_cycle
+
+    try:
+        summary = backorder_cycle(
+            landing=str(landing) if landing else None,
+            db=str(db) if db else None,
+            as_of=as_of,
+            dry_run=dry_run,
+        )
+    except Exception as exc:
+        print(f"\nbackorders: the cycle stopped: {exc}", file=sys.stderr)
+        return 1
+    _print_summary(summary)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate demo feeds (deterministic) and run one cycle on them."""
+    from backorders.demo_data import DemoSpec, generate
+
+    spec = DemoSpec(seed=args.seed, scale=args.scale)
+    landing = args.dir / "landing"
+    manifest = generate(landing, spec)
+    print(
+        f"demo feeds: {len(manifest.files)} files in {landing} (seed {spec.seed}, scale {spec.scale})"
+    )
+    return _run_flow(landing, args.dir / "backorders.duckdb", spec.as_of, dry_run=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """One cycle on a landing zone."""
+    from backorders.settings import load_settings
+
+    settings = load_settings(landing=args.landing, db=args.db)
+    if not settings.landing.is_dir():
+        print(f"backorders: landing zone {settings.landing} does not exist", file=sys.stderr)
+        return 2
+    return _run_flow(settings.landing, settings.db, args.as_of, dry_run=args.dry_run)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print each line of an order: status, quantities, promised date, and why."""
+    from backorders.adapters import store
+    from backorders.settings import load_settings
+
+    settings = load_settings(db=args.db)
+    try:
+        con = store.connect(settings.db, read_only=True)
+    except store.StoreError as exc:
+        print(f"backorders: {exc}", file=sys.stderr)
+        return 2
+    rows = con.execute(
+        "select line_no, sku, qty_ordered, qty_shipped, qty_allocated, qty_promised, "
+        "qty_unpromised, promised_date, status, priority_rank, reason, run_id "
+        "from line_status where order_id = $o order by line_no",
+        {"o": args.order_id},
+    ).fetchall()
+    if not rows:
+        known = con.execute(
+            "select status from orders where order_id = $o", {"o": args.order_id}
+        ).fetchone()
+        why = f"order status {known[0]}, no open or recent line" if known else "unknown order"
+        print(f"backorders: {args.order_id}: {why}", file=sys.stderr)
+        return 1
+    print(f"order {args.order_id} (as of run {rows[0][-1]})")
+    for ln, sku, qo, qs, qa, qp, qu, pd, st, _rank, reason, _ in rows:
+        print(
+            f"  line {ln} {sku}: {st}; ordered {qo}, shipped {qs}, from stock {qa}, "
+            f"promised {qp}, unpromised {qu}; promised date {pd or '-'}"
+        )
+        print(f"      why: {reason}")
+    msgs = con.execute(
+        "select kind, status, created_at, coalesce(last_error, '') from outbox where order_id = $o "
+        "order by created_at",
+        {"o": args.order_id},
+    ).fetchall()
+    for kind, st, created, err in msgs:
+        print(f"  email {kind}: {st} ({created:%Y-%m-%d %H:%M}) {err}")
+    return 0
+
+
+def cmd_verify_audit(args: argparse.Namespace) -> int:
+    """Check the audit log's hash chain; non-zero exit when it is broken."""
+    from backorders.adapters import audit, store
+    from backorders.settings import load_settings
+
+    con = store.connect(load_settings(db=args.db).db, read_only=True)
+    n = con.execute("select count(*) from audit_log").fetchone()[0]  # type: ignore[index]
+    problems = audit.verify(con)
+    for p in problems:
+        print(p)
+    print(f"audit log: {n} rows, {'intact' if not problems else f'{len(problems)} problem(s)'}")
+    return 0 if not problems else 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the nightly cycle and the supplier-delay rerun as Prefect deployments."""
+    from flows.deployments import serve_all
+
+    serve_all(landing=args.landing, db=args.db, cron=args.cron)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `backorders` command."""
+    args = _parser().parse_args(argv)
+    handler = {
+        "demo": cmd_demo,
+        "run": cmd_run,
+        "status": cmd_status,
+        "verify-audit": cmd_verify_audit,
+        "serve": cmd_serve,
+    }[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Which email an order's change deserves, its deterministic key, and its text."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from string import Template
+from typing import Literal
+
+MessageKind = Literal[
+    "backorder_confirmed", "promise_changed", "ready_to_ship", "cancellation_offer"
+]
+OrderCondition = Literal["backordered", "ready", "not_backorderable", "closed"]
+
+BACKORDERED = frozenset({"promised", "unpromised", "partially_allocated"})
+
+
+@dataclass(frozen=True)
+class LineView:
+    """One line as the customer sees it."""
+
+    line_no: int
+    sku: str
+    product_name: str
+    qty: int
+    status: str
+    promised_date: date | None
+    substitutes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OrderState:
+    """What we would tell the customer about an order now."""
+
+    condition: OrderCondition
+    promised_date: date | None  # the order's date: its latest line date, None if any line has none
+
+    def to_json(self) -> str:
+        """Canonical JSON, stored with each message as what the customer was told."""
+        d = self.promised_date.isoformat() if self.promised_date else None
+        return json.dumps({"condition": self.condition, "promised_date": d}, sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> OrderState:
+        """Inverse of to_json."""
+        d = json.loads(text)
+        pd = date.fromisoformat(d["promised_date"]) if d["promised_date"] else None
+        return OrderState(d["condition"], pd)
+
+
+def order_state(lines: Sequence[LineView]) -> OrderState:
+    """Fold an order's open lines into one condition and one promised date."""
+    statuses = {ln.status for ln in lines}
+    if "not_backorderable" in statuses:
+        cond: OrderCondition = "not_backorderable"
+    elif statuses & BACKORDERED:
+        cond = "backordered"
+    elif statuses and statuses <= {"allocated"}:
+        cond = "ready"
+    else:
+        cond = "closed"
+    dates = [ln.promised_date for ln in lines if ln.status in BACKORDERED]
+    promised = max(d for d in dates if d is not None) if dates and None not in dates else None
+    return OrderState(cond, promised if cond == "backordered" else None)
+
+
+def choose_message(previous: OrderState | None, current: OrderState) -> MessageKind | None:
+    """The email a change deserves; None when the customer needs no news."""
+    if current.condition == "not_backorderable":
+        if previous is None or previous.condition != "not_backorderable":
+            return "cancellation_offer"
+        return None
+    if current.condition == "backordered":
+        if previous is None or previous.condition != "backordered":
+            return "backorder_confirmed"
+        if previous.promised_date != current.promised_date:
+            return "promise_changed"
+        return None
+    if (
+        current.condition == "ready"
+        and previous is not None
+        and previous.condition == "backordered"
+    ):
+        return "ready_to_ship"
+    return None
+
+
+def message_key(customer_id: str, order_id: str, kind: MessageKind, state: OrderState) -> str:
+    """Deterministic key: the same event for the same promise always gets the same key."""
+    raw = "\x1f".join([customer_id, order_id, kind, state.to_json()])
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
+
+
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+_MONTHS_DE = [
+    "Januar",
+    "Februar",
+    "März",
+    "April",
+    "Mai",
+    "Juni",
+    "Juli",
+    "August",
+    "September",
+    "Oktober",
+    "November",
+    "Dezember",
+]
+_MONTHS_FR = [
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+]
+
+
+def format_date(d: date | None, locale: str | None) -> str:
+    """A date as the customer's locale writes it; a clear phrase when there is none."""
+    lang = (locale or "en-US").replace("_", "-")
+    if d is None:
+        return {"de": "noch kein Datum", "fr": "pas encore de date"}.get(lang[:2], "no date yet")
+    if lang.startswith("de"):
+        return f"{d.day}. {_MONTHS_DE[d.month - 1]} {d.year}"
+    if lang.startswith("fr"):
+        return f"{d.day} {_MONTHS_FR[d.month - 1]} {d.year}"
+    if lang == "en-US":
+        return f"{_MONTHS[d.month - 1]} {d.day}, {d.year}"
+    return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Subject, plain-text and HTML templates for one message kind ($name placeholders)."""
+
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A message ready to send."""
+
+    subject: str
+    text: str
+    html: str
+
+
+_LINE_STATUS_TEXT = {
+    "allocated": "in stock, ready to ship",
+    "promised": "expected {date}",
+    "partially_allocated": "partly in stock; the rest has no date yet",
+    "unpromised": "no date yet",
+    "not_backorderable": "no longer available",
+}
+
+
+def _line_text(ln: LineView, locale: str | None) -> str:
+    status = _LINE_STATUS_TEXT.get(ln.status, ln.status).format(
+        date=format_date(ln.promised_date, locale)
+    )
+    subs = f" (alternatives in stock: {', '.join(ln.substitutes)})" if ln.substitutes else ""
+    return f"{ln.qty} x {ln.product_name} [{ln.sku}]: {status}{subs}"
+
+
+def render(
+    templates: Templates,
+    *,
+    customer_name: str | None,
+    order_id: str,
+    state: OrderState,
+    lines: Sequence[LineView],
+    locale: str | None,
+    extra: Mapping[str, str] | None = None,
+) -> Rendered:
+    """Fill a kind's templates; customer data is HTML-escaped in the HTML part."""
+    line_texts = [_line_text(ln, locale) for ln in lines]
+    values = {
+        "customer_name": customer_name or "customer",
+        "order_id": order_id,
+        "promised_date": format_date(state.promised_date, locale),
+        "lines": "\n".join(f"- {t}" for t in line_texts),
+        **(extra or {}),
+    }
+    html_values = {k: html.escape(v) for k, v in values.items()}
+    html_values["lines"] = "".join(f"<li>{html.escape(t)}</li>" for t in line_texts)
+    subject = Template(templates.subject).safe_substitute(values)
+    return Rendered(
+        subject=" ".join(subject.split()),  # one line: no header injection through names
+        text=Template(templates.text).safe_substitute(values),
+        html=Template(templates.html).safe_substitute(html_values),
+    )

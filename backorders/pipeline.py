@@ -1,0 +1,252 @@
+"""The stages of one backorder cycle, as plain functions of (settings, run id, as-of).
+
+Each stage opens the DuckDB file, does its set-based work, and returns a small,
+JSON-able summary. Prefect tasks (tasks/) wrap these; tests can call them directly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from backorders.adapters import allocation_store, audit, gx_runner, ingest, outbox, store
+from backorders.settings import Settings
+from expectations import POST_ALLOCATION_SUITES, PRE_ALLOCATION_SUITES
+
+Progress = Callable[[str], None]
+
+
+class GateClosed(RuntimeError):
+    """A validation gate stopped the run before allocation (not a crash: a decision)."""
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def new_run_id(as_of: datetime) -> str:
+    """A sortable, unique run id."""
+    return f"{as_of.astimezone(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def start_run(settings: Settings, run_id: str, as_of: datetime, flow_run_id: str | None) -> None:
+    """Record the run as started (and audit it)."""
+    with store.connect(settings.db) as con, store.transaction(con):
+        con.execute(
+            "insert into runs (run_id, flow_run_id, as_of, started_at, status) "
+            "values ($r, $f, $a, $n, 'running')",
+            {"r": run_id, "f": flow_run_id, "a": as_of, "n": utcnow()},
+        )
+        audit.append(
+            con,
+            run_id,
+            [
+                audit.AuditEvent(
+                    "run_started",
+                    "run",
+                    run_id,
+                    {"as_of": as_of.isoformat(), "settings": settings.public_dict()},
+                )
+            ],
+            logged_at=utcnow(),
+        )
+
+
+def finish_run(
+    settings: Settings, run_id: str, status: str, message: str | None, summary: dict[str, Any]
+) -> None:
+    """Record how the run ended (and audit it)."""
+    import json
+
+    with store.connect(settings.db) as con, store.transaction(con):
+        con.execute(
+            "update runs set finished_at = $n, status = $s, message = $m, summary = $j::json "
+            "where run_id = $r",
+            {
+                "n": utcnow(),
+                "s": status,
+                "m": message,
+                "j": json.dumps(summary, default=str),
+                "r": run_id,
+            },
+        )
+        audit.append(
+            con,
+            run_id,
+            [audit.AuditEvent(f"run_{status}", "run", run_id, {"message": message})],
+            logged_at=utcnow(),
+        )
+
+
+def ingest_stage(
+    settings: Settings, run_id: str, as_of: datetime, progress: Progress
+) -> dict[str, Any]:
+    """Load every new landing file; summary of files and rows by fate."""
+    with store.connect(settings.db) as con:
+        results = ingest.ingest_landing(
+            con,
+            settings.landing,
+            run_id=run_id,
+            as_of=as_of,
+            settings=settings,
+            now=utcnow,
+            progress=progress,
+        )
+    by_status: dict[str, int] = {}
+    for r in results:
+        by_status[r.status] = by_status.get(r.status, 0) + 1
+    return {
+        "files": by_status,
+        "rows_loaded": sum(r.rows_loaded for r in results),
+        "rows_quarantined": sum(r.rows_quarantined for r in results),
+        "rejected": [
+            {"file": r.path, "reason": r.reason} for r in results if r.status == "rejected"
+        ],
+    }
+
+
+def validate_stage(settings: Settings, run_id: str, progress: Progress) -> dict[str, Any]:
+    """Check this run's feed batches (GX) and inventory accuracy; close the gate if too low."""
+    with store.connect(settings.db) as con:
+        with store.transaction(con):
+            store.run(
+                con,
+                "marts/inventory_accuracy",
+                {
+                    "run_id": run_id,
+                    "tol_units": settings.accuracy_tolerance_units,
+                    "tol_pct": settings.accuracy_tolerance_pct,
+                },
+            )
+            suites = gx_runner.run_suites(
+                con, tuple(s for s in PRE_ALLOCATION_SUITES if not s.startswith("mart_")), run_id
+            )
+        counted, accurate = con.execute(
+            "select count(*), count(*) filter (where accurate) from inventory_accuracy "
+            "where run_id = $r",
+            {"r": run_id},
+        ).fetchone() or (0, 0)
+        accuracy = (accurate / counted) if counted else None
+        summary = {
+            "inventory_accuracy": accuracy,
+            "recounted_items": counted,
+            "suites": {
+                s.suite: {"success": s.success, "rows": s.rows, "failed": s.failed} for s in suites
+            },
+        }
+        for s in suites:
+            if not s.success:
+                progress(f"validation: suite {s.suite} failed {len(s.failed)} expectation(s)")
+        with store.transaction(con):
+            audit.append(
+                con,
+                run_id,
+                [audit.AuditEvent("validation", "run", run_id, summary)],
+                logged_at=utcnow(),
+            )
+    if accuracy is None:
+        progress("inventory accuracy: no recounted items in this run (nothing to compare)")
+    else:
+        progress(
+            f"inventory accuracy: {accuracy:.1%} of {counted} recounted items match book stock"
+        )
+    if accuracy is not None and accuracy < settings.min_inventory_accuracy:
+        raise GateClosed(
+            f"inventory accuracy {accuracy:.1%} is below the configured minimum "
+            f"{settings.min_inventory_accuracy:.1%} ({counted - accurate} of {counted} recounted "
+            "items differ from book stock): allocation stopped so that no promise is made on "
+            "wrong stock. See table inventory_accuracy for the items; fix the counts or lower "
+            "min_inventory_accuracy, then rerun."
+        )
+    critical = [s.suite for s in suites if s.critical and not s.success]
+    if critical:
+        raise GateClosed(f"critical validation suite(s) failed: {', '.join(critical)}")
+    return summary
+
+
+def reconcile_stage(
+    settings: Settings, run_id: str, as_of: datetime, progress: Progress
+) -> dict[str, Any]:
+    """Book stock, supply and ranked demand; check the inventory equations."""
+    with store.connect(settings.db) as con:
+        pos = allocation_store.reconcile(con, as_of=as_of, settings=settings)
+        with store.transaction(con):
+            suites = gx_runner.run_suites(con, ("mart_book_stock",), run_id)
+    failed = [s.suite for s in suites if not s.success]
+    if failed:
+        raise GateClosed(f"inventory equations do not hold (suite {', '.join(failed)})")
+    progress(
+        f"reconcile: {pos.open_lines} open lines ({pos.open_units} units) on {pos.skus_with_demand} "
+        f"skus; usable stock {pos.usable_stock_units}, incoming {pos.incoming_units}; "
+        f"{pos.fillable_now_lines} lines fillable now; {pos.overdue_po_lines} overdue PO lines"
+    )
+    return asdict(pos)
+
+
+def allocate_stage(
+    settings: Settings, run_id: str, as_of: datetime, progress: Progress
+) -> dict[str, Any]:
+    """Allocate, then check the results' equations (a failure blocks the emails)."""
+    with store.connect(settings.db) as con:
+        summary = allocation_store.allocate(
+            con, run_id=run_id, as_of=as_of, settings=settings, now=utcnow()
+        )
+        with store.transaction(con):
+            suites = gx_runner.run_suites(con, POST_ALLOCATION_SUITES, run_id)
+    failed = [s.suite for s in suites if not s.success]
+    if failed:
+        raise GateClosed(
+            f"allocation results fail their checks (suite {', '.join(failed)}); no email sent"
+        )
+    progress(f"allocate: {summary['lines_by_status']}")
+    return summary
+
+
+def communicate_stage(
+    settings: Settings,
+    run_id: str,
+    *,
+    dry_run: bool,
+    progress: Progress,
+    sender: outbox.Sender | None = None,
+) -> dict[str, Any]:
+    """Queue the messages the changes deserve; send them unless dry-run or no API key."""
+    dry = dry_run or not settings.sending_enabled
+    with store.connect(settings.db) as con:
+        q = outbox.queue_messages(con, run_id=run_id, now=utcnow(), dry_run=dry)
+        progress(f"outbox: {q.queued} queued, {q.suppressed} suppressed {q.by_kind}")
+        sent: dict[str, int] = {}
+        if not dry:
+            if sender is None:
+                sender = make_sender(settings)
+            r = outbox.send_pending(con, sender, run_id=run_id, now=utcnow, progress=progress)
+            sent = asdict(r)
+    return {
+        "queued": q.queued,
+        "suppressed": q.suppressed,
+        "by_kind": q.by_kind,
+        "sent": sent,
+        "dry_run": dry,
+    }
+
+
+def make_sender(settings: Settings) -> outbox.Sender:
+    """The SendGrid sender from settings (the key stays inside the sender)."""
+    from backorders.adapters.sendgrid_sender import SendGridSender
+
+    if not settings.from_email:
+        raise ValueError("BACKORDERS_FROM_EMAIL is required when sending (SENDGRID_API_KEY is set)")
+    assert settings.sendgrid_api_key is not None
+    return SendGridSender(
+        api_key=settings.sendgrid_api_key.get_secret_value(),
+        host=settings.sendgrid_host,
+        from_email=settings.from_email,
+        from_name=settings.from_name,
+        timeout_s=settings.send_timeout_s,
+        max_attempts=settings.send_max_attempts,
+        sandbox=settings.sandbox,
+    )

@@ -1,0 +1,73 @@
+"""Human summaries of a run: markdown for the Prefect UI, plain text for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _get(d: dict[str, Any], *path: str, default: Any = 0) -> Any:
+    for p in path:
+        if not isinstance(d, dict) or p not in d:
+            return default
+        d = d[p]
+    return d
+
+
+def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """The headline figures of a run as (label, value) pairs."""
+    status = _get(s, "allocate", "lines_by_status", default={})
+    backordered = sum(status.get(k, 0) for k in ("promised", "unpromised", "partially_allocated"))
+    acc = _get(s, "validate", "inventory_accuracy", default=None)
+    files = _get(s, "ingest", "files", default={})
+    weeks = _get(s, "allocate", "promised_lines_by_week", default=[])
+    comm = _get(s, "communicate", default={})
+    return [
+        ("run", f"{s.get('run_id')} ({s.get('status', 'running')})"),
+        ("files", ", ".join(f"{n} {k}" for k, n in sorted(files.items())) or "none new"),
+        ("rows loaded", str(_get(s, "ingest", "rows_loaded"))),
+        ("rows quarantined", str(_get(s, "ingest", "rows_quarantined"))),
+        (
+            "inventory accuracy",
+            f"{acc:.1%} of {_get(s, 'validate', 'recounted_items')} recounted items"
+            if acc is not None
+            else "no recount in this run",
+        ),
+        ("lines backordered", str(backordered)),
+        ("lines filled from stock", str(status.get("allocated", 0))),
+        ("  partially from stock", str(status.get("partially_allocated", 0))),
+        ("lines promised from POs", str(status.get("promised", 0))),
+        ("  promised by week", ", ".join(f"{w}: {n}" for w, n in weeks) or "-"),
+        ("lines unpromised", str(status.get("unpromised", 0))),
+        ("not backorderable", str(status.get("not_backorderable", 0))),
+        (
+            "emails",
+            f"{comm.get('queued', 0)} queued, {comm.get('suppressed', 0)} suppressed"
+            + (" (dry run: nothing sent)" if comm.get("dry_run") else f", sent {comm.get('sent')}"),
+        ),
+    ]
+
+
+def summary_text(s: dict[str, Any]) -> str:
+    """The run summary for a terminal."""
+    rows = summary_lines(s)
+    width = max(len(k) for k, _ in rows)
+    out = [f"{k:<{width}}  {v}" for k, v in rows]
+    for r in _get(s, "ingest", "rejected", default=[]):
+        out.append(f"rejected file: {r['file']}: {r['reason']}")
+    if s.get("message"):
+        out.append(f"stopped: {s['message']}")
+    return "\n".join(out)
+
+
+def summary_markdown(s: dict[str, Any]) -> str:
+    """The run summary as a markdown artifact for the Prefect UI."""
+    rows = "\n".join(f"| {k.strip()} | {v} |" for k, v in summary_lines(s))
+    md = f"# Backorder cycle {s.get('run_id')}\n\n| | |\n|---|---|\n{rows}\n"
+    rejected = _get(s, "ingest", "rejected", default=[])
+    if rejected:
+        md += "\n## Rejected files\n\n" + "\n".join(
+            f"- `{r['file']}`: {r['reason']}" for r in rejected
+        )
+    if s.get("message"):
+        md += f"\n\n**Stopped:** {s['message']}\n"
+    return md

@@ -1,0 +1,42 @@
+-- Each count loaded in this run against the book stock it should show: the previous
+-- count of the same location/sku, plus receipts, minus shipments in between.
+insert into inventory_accuracy
+with new_counts as (
+    select location_id, sku, on_hand as counted, as_of
+    from stock_counts
+    where run_id = $run_id
+),
+with_prev as (
+    select n.*, p.on_hand as prev_count, p.as_of as prev_as_of
+    from new_counts as n
+    asof join stock_counts as p
+        on p.location_id = n.location_id and p.sku = n.sku and n.as_of > p.as_of
+),
+receipts as (
+    select w.location_id, w.sku, w.as_of, sum(po.qty) as qty
+    from with_prev as w
+    join purchase_orders as po
+        on po.location_id = w.location_id and po.sku = w.sku and po.status = 'received'
+       and po.received_at > w.prev_as_of and po.received_at <= w.as_of
+    group by all
+),
+shipped as (
+    select w.location_id, w.sku, w.as_of, sum(s.qty) as qty
+    from with_prev as w
+    join shipments as s
+        on s.location_id = w.location_id and s.sku = w.sku
+       and s.shipped_at > w.prev_as_of and s.shipped_at <= w.as_of
+    group by all
+),
+final as (
+    select $run_id as run_id, w.location_id, w.sku, w.prev_as_of, w.as_of, w.prev_count,
+           coalesce(r.qty, 0) as receipts, coalesce(s.qty, 0) as shipped,
+           w.prev_count + coalesce(r.qty, 0) - coalesce(s.qty, 0) as book,
+           w.counted
+    from with_prev as w
+    left join receipts as r using (location_id, sku, as_of)
+    left join shipped as s using (location_id, sku, as_of)
+)
+select run_id, location_id, sku, prev_as_of, as_of, prev_count, receipts, shipped, book, counted,
+       abs(counted - book) <= greatest($tol_units, $tol_pct * abs(book)) as accurate
+from final
