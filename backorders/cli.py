@@ -12,6 +12,9 @@ from typing import Any
 # A cold PREFECT_HOME can take longer than Prefect's 20 s default to start the
 # temporary API server (measured here: 13-35 s); give it room unless set.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# The temporary server's telemetry heartbeat has nowhere to go here and races the
+# server's own SQLite writes at start-up ("database is locked"); keep it off.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def _as_of(text: str) -> datetime:
