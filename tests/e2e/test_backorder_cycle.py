@@ -249,7 +249,7 @@ def test_low_inventory_accuracy_stops_the_run_before_allocation(
     landing, db = tmp_path / "landing", tmp_path / "db.duckdb"
     generate(landing, SPEC)
     monkeypatch.setenv("BACKORDERS_MIN_INVENTORY_ACCURACY", "0.999")
-    with pytest.raises(Exception, match="inventory accuracy .* below the configured minimum"):
+    with pytest.raises(Exception, match=r"inventory accuracy .* below the configured minimum"):
         _run(landing, db, dry_run=True)
     with _ro(db) as con:
         assert con.execute("select status from runs").fetchall() == [("blocked",)]
