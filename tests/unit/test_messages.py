@@ -1,0 +1,122 @@
+"""Which email a change deserves, its key, and its rendering."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from backorders.domain.messages import (
+    LineView,
+    OrderState,
+    Templates,
+    choose_message,
+    format_date,
+    message_key,
+    order_state,
+    render,
+)
+
+pytestmark = pytest.mark.unit
+D1, D2 = date(2026, 12, 1), date(2026, 12, 9)
+
+
+def line(status: str, promised: date | None = None, no: int = 1) -> LineView:
+    return LineView(no, f"SKU-{no}", f"Widget {no}", 2, status, promised)
+
+
+def test_order_with_a_backordered_line_is_backordered_with_its_latest_date() -> None:
+    state = order_state(
+        [line("allocated", D1, 1), line("promised", D1, 2), line("promised", D2, 3)]
+    )
+    assert state == OrderState("backordered", D2)
+
+
+def test_order_with_an_unpromised_line_has_no_date() -> None:
+    assert order_state([line("promised", D1, 1), line("unpromised", None, 2)]) == OrderState(
+        "backordered", None
+    )
+
+
+def test_not_backorderable_line_dominates_the_order() -> None:
+    assert order_state([line("promised", D1, 1), line("not_backorderable", None, 2)]).condition == (
+        "not_backorderable"
+    )
+
+
+def test_first_backorder_gets_a_confirmation() -> None:
+    assert choose_message(None, OrderState("backordered", D1)) == "backorder_confirmed"
+
+
+def test_unchanged_promise_gets_no_email() -> None:
+    assert choose_message(OrderState("backordered", D1), OrderState("backordered", D1)) is None
+
+
+@pytest.mark.parametrize(("old", "new"), [(D1, D2), (D2, D1), (D1, None), (None, D1)])
+def test_changed_promise_gets_a_promise_changed_email(old: date | None, new: date | None) -> None:
+    assert (
+        choose_message(OrderState("backordered", old), OrderState("backordered", new))
+        == "promise_changed"
+    )
+
+
+def test_backorder_that_is_now_in_stock_gets_ready_to_ship() -> None:
+    assert (
+        choose_message(OrderState("backordered", D1), OrderState("ready", None)) == "ready_to_ship"
+    )
+
+
+def test_order_in_stock_from_the_start_gets_no_email() -> None:
+    assert choose_message(None, OrderState("ready", None)) is None
+
+
+def test_not_backorderable_gets_one_cancellation_offer() -> None:
+    assert choose_message(None, OrderState("not_backorderable", None)) == "cancellation_offer"
+    nb = OrderState("not_backorderable", None)
+    assert choose_message(nb, nb) is None
+
+
+def test_message_key_is_deterministic_and_differs_per_promise() -> None:
+    a = message_key("C1", "O1", "promise_changed", OrderState("backordered", D1))
+    assert a == message_key("C1", "O1", "promise_changed", OrderState("backordered", D1))
+    assert a != message_key("C1", "O1", "promise_changed", OrderState("backordered", D2))
+    assert a != message_key("C2", "O1", "promise_changed", OrderState("backordered", D1))
+
+
+def test_state_round_trips_through_json() -> None:
+    for s in (OrderState("backordered", D1), OrderState("ready", None)):
+        assert OrderState.from_json(s.to_json()) == s
+
+
+@pytest.mark.parametrize(
+    ("locale", "expected"),
+    [
+        ("en-US", "December 9, 2026"),
+        ("en-GB", "9 December 2026"),
+        ("de-DE", "9. Dezember 2026"),
+        ("fr-FR", "9 décembre 2026"),
+        (None, "December 9, 2026"),
+    ],
+)
+def test_dates_are_written_in_the_customers_locale(locale: str | None, expected: str) -> None:
+    assert format_date(D2, locale) == expected
+
+
+def test_customer_data_is_html_escaped_and_subject_stays_on_one_line() -> None:
+    t = Templates(
+        "Order $order_id for $customer_name",
+        "Hi $customer_name\n$lines",
+        "<p>$customer_name</p><ul>$lines</ul>",
+    )
+    out = render(
+        t,
+        customer_name="<script>x</script>\r\nBcc: evil@x.test",
+        order_id="O1",
+        state=OrderState("backordered", D1),
+        lines=[LineView(1, "S", "<b>Bold</b>", 1, "promised", D1)],
+        locale="en-US",
+    )
+    assert "<script>" not in out.html and "&lt;script&gt;" in out.html
+    assert "<b>Bold</b>" not in out.html
+    assert "\n" not in out.subject and "\r" not in out.subject
+    assert "December 1, 2026" in out.text
