@@ -621,7 +621,12 @@ class _Gen:
         early_rng = self.rng("stock_early")
         early_at = self.now - 30 * _HOUR
         early = [
-            (loc, sku, qty + (early_rng.randint(1, 3) if early_rng.random() < 0.03 else 0), early_at)
+            (
+                loc,
+                sku,
+                qty + (early_rng.randint(1, 3) if early_rng.random() < 0.03 else 0),
+                early_at,
+            )
             for loc, sku, qty, _ in rows
         ]
         self.shrinkage = sum(1 for a, b in zip(early, rows, strict=True) if a[2] != b[2])
