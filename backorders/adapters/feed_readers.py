@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from backorders.domain.contract import Feed
 
@@ -104,6 +105,18 @@ def _drop(con: duckdb.DuckDBPyConnection, *names: str) -> None:
         con.execute(f"drop table if exists {n}")
 
 
+def _csv_exprs(feed: Feed, present: list[str]) -> dict[str, str]:
+    """CSV text as `_raw` wants it: `;`-separated lists become JSON array text."""
+    exprs = {c: _ident(c) for c in present}
+    for c in feed.columns:
+        if c.type == "list" and c.name in exprs:
+            exprs[c.name] = (
+                f"to_json(list_filter(list_transform(string_split({_ident(c.name)}, ';'), "
+                "lambda x: trim(x)), lambda x: x <> ''))"
+            )
+    return exprs
+
+
 def read_csv(
     con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, facts: FileFacts
 ) -> ReadResult:
@@ -131,14 +144,16 @@ def read_csv(
             f"truncated: the last line ({facts.lines}) is incomplete and the file does not end "
             "with a newline (a cut-off export?)"
         )
+    swallowed = con.execute(
+        "select count(*) from _rej where error_type = 'UNQUOTED VALUE' "
+        "and strpos(rtrim(csv_line, chr(13) || chr(10)), chr(10)) > 0"
+    ).fetchall()[0][0]
+    if swallowed:
+        # DuckDB reads an unterminated quote on to the end of the file, so every good
+        # record after it would be lost inside one rejected record: split by line instead.
+        return _read_csv_by_line(con, feed, path, facts, header, warnings)
     present = [c.name for c in feed.columns if c.name in header]
-    exprs = {c: _ident(c) for c in present}
-    for c in feed.columns:
-        if c.type == "list" and c.name in exprs:
-            exprs[c.name] = (
-                f"to_json(list_filter(list_transform(string_split({_ident(c.name)}, ';'), "
-                "lambda x: trim(x)), lambda x: x <> ''))"
-            )
+    exprs = _csv_exprs(feed, present)
     raw_struct = ", ".join(f"{_ident(c)} := {_ident(c)}" for c in present)
     total = con.execute("select count(*) from _csv").fetchone()[0] + len(rej_lines)  # type: ignore[index]
     # Accepted records keep file order (ordinality); their record number is the
@@ -158,14 +173,83 @@ def read_csv(
         ),
         broken as (
             select line - 1 as row_number, {_raw_select(feed, {})}, any_value(csv_line) as raw,
-                   string_agg(distinct error_message, '; ') as parse_error
-            from _rej group by line
+                   string_agg(error_message, '; ' order by error_message) as parse_error
+            from (
+                -- DuckDB reports a short record once per missing column ("Found: 4",
+                -- "Found: 5", ...): keep the first report of each kind
+                select line, error_type, any_value(csv_line) as csv_line,
+                       arg_min(error_message, column_idx) as error_message
+                from _rej group by line, error_type
+            ) group by line
         )
         select * from accepted union all select * from broken
         """,
         {"total": total},
     )
     return ReadResult(rows=total, warnings=warnings)
+
+
+def _read_csv_by_line(
+    con: duckdb.DuckDBPyConnection,
+    feed: Feed,
+    path: Path,
+    facts: FileFacts,
+    header: list[str],
+    warnings: list[str],
+) -> ReadResult:
+    """Read a CSV file one physical line per record (used when a quote is never closed).
+
+    A malformed line then costs only itself; the price is that a quoted value cannot
+    span lines in such a file (its continuation lines are quarantined too).
+    """
+    present = [c.name for c in feed.columns if c.name in header]
+    at = {name: header.index(name) for name in present}
+    data: dict[str, list[object]] = {n: [] for n in ["row_number", *present, "raw", "parse_error"]}
+    last_broken = False
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        fh.readline()
+        for rn, line in enumerate(fh, 1):
+            text = line.rstrip("\r\n")
+            if text == "":
+                continue
+            try:
+                fields = next(csv.reader([text], strict=True), [])
+                error = None
+                if len(fields) != len(header):
+                    error = f"Expected Number of Columns: {len(header)} Found: {len(fields)}"
+            except csv.Error as exc:
+                error = f"malformed CSV record ({exc}): a quote that is never closed?"
+            last_broken = error is not None
+            data["row_number"].append(rn)
+            for name in present:
+                data[name].append(None if error else fields[at[name]])
+            data["raw"].append(text)
+            data["parse_error"].append(error)
+    if last_broken and not facts.ends_with_newline:
+        raise FileRejected(
+            f"truncated: the last line ({facts.lines}) is incomplete and the file does not end "
+            "with a newline (a cut-off export?)"
+        )
+    exprs = _csv_exprs(feed, present)
+    raw_struct = ", ".join(f"{_ident(c)} := {_ident(c)}" for c in present)
+    table = pa.table(
+        {k: pa.array(v, pa.int64() if k == "row_number" else pa.string()) for k, v in data.items()}
+    )
+    con.register("_csv_lines", table)
+    try:
+        con.execute(
+            f"""
+            create temp table _raw as
+            select row_number, {_raw_select(feed, exprs)},
+                   case when parse_error is null then to_json(struct_pack({raw_struct}))::varchar
+                        else raw end as raw,
+                   parse_error
+            from _csv_lines
+            """
+        )
+    finally:
+        con.unregister("_csv_lines")
+    return ReadResult(rows=len(data["row_number"]), warnings=warnings)
 
 
 def read_jsonl(

@@ -147,8 +147,12 @@ def _load(
         return
     params = {"tiers": settings.tiers} if feed.name == "customers" else {}
     con.execute(feed_rules.typed_sql(feed), params)
+    if path.suffix.lower() != ".parquet" and not facts.ends_with_newline:
+        _check_last_record(con, facts)
     con.execute("create or replace temp table _bad (row_number bigint, reason varchar)")
-    con.execute("insert into _bad select row_number, _reject_reason from _typed where _reject_reason is not null")
+    con.execute(
+        "insert into _bad select row_number, _reject_reason from _typed where _reject_reason is not null"
+    )
     con.execute(f"insert into _bad {feed_rules.duplicate_key_sql(feed)}")
     rules = feed_rules.rules_sql(feed)
     if rules:
@@ -176,6 +180,20 @@ def _load(
             {"sha": facts.sha256, "run": run_id},
         )
     res.status = "loaded"
+
+
+def _check_last_record(con: duckdb.DuckDBPyConnection, facts: FileFacts) -> None:
+    """A text file that stops without a newline in a malformed record was cut off."""
+    reason = store.scalar(
+        con,
+        "select _reject_reason from _typed where _reject_reason is not null "
+        "and row_number = (select max(row_number) from _typed)",
+    )
+    if reason:
+        raise FileRejected(
+            f"truncated: the last line ({facts.lines}) does not end with a newline and is not a "
+            f"valid record ({reason}): a cut-off export? nothing of it was loaded"
+        )
 
 
 def _check_stock_snapshot(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
