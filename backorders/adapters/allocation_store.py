@@ -70,28 +70,22 @@ def allocate(
             "priority_rank, reason, $r from _line_status",
             {"r": run_id},
         )
-        events = [
-            audit.AuditEvent(
-                "line_" + change,
-                "order_line",
-                f"{order_id}:{line_no}",
-                {
-                    "status": [old_status, new_status],
-                    "promised_date": [old_date, new_date],
-                    "reason": reason,
-                },
-            )
-            for order_id, line_no, change, old_status, new_status, old_date, new_date, reason in con.execute(
-                "select c.order_id, c.line_no, c.change, c.old_status, c.new_status, "
-                "c.old_promised_date::varchar, c.new_promised_date::varchar, l.reason "
-                "from promise_changes c join _line_status l using (order_id, line_no) "
-                "where c.run_id = $r order by c.order_id, c.line_no",
-                {"r": run_id},
-            ).fetchall()
-        ]
         summary = summarize(con, run_id)
-        events.append(audit.AuditEvent("allocation_completed", "run", run_id, summary))
-        audit.append(con, run_id, events, logged_at=now)
+        digest, n_changes, n_allocs = store.run(
+            con, "allocate/decisions_digest", {"run_id": run_id}
+        ).fetchone()
+        # One audit row per run covers every line's decision: the rows themselves are in
+        # promise_changes and allocations (append-only), the digest makes edits detectable.
+        decisions = {"digest": digest, "promise_changes": n_changes, "allocations": n_allocs}
+        audit.append(
+            con,
+            run_id,
+            [
+                audit.AuditEvent("allocation_decisions", "run", run_id, decisions),
+                audit.AuditEvent("allocation_completed", "run", run_id, summary),
+            ],
+            logged_at=now,
+        )
     return summary
 
 

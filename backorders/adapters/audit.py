@@ -115,4 +115,24 @@ def verify(con: duckdb.DuckDBPyConnection) -> list[str]:
                 problems.append(f"seq {seq}: content does not match its hash (edited?)")
             prev = h
             expected_seq = seq + 1
+    problems.extend(_verify_decision_digests(con))
+    return problems
+
+
+def _verify_decision_digests(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Recompute each run's allocation-decision digest against the one audited."""
+    from backorders.adapters import store  # local: store imports nothing from here
+
+    problems = []
+    rows = con.execute(
+        "select seq, run_id, json_extract_string(details, '$.digest') from audit_log "
+        "where event = 'allocation_decisions' order by seq"
+    ).fetchall()
+    for seq, run_id, digest in rows:
+        now = store.run(con, "allocate/decisions_digest", {"run_id": run_id}).fetchone()
+        if now is None or now[0] != digest:
+            problems.append(
+                f"seq {seq}: the allocation decisions of run {run_id} (promise_changes, "
+                "allocations) no longer match their audited digest (edited or deleted?)"
+            )
     return problems

@@ -170,7 +170,7 @@ def test_audit_log_is_intact_and_records_the_run(
         "file_rejected",
         "validation",
         "allocation_completed",
-        "line_new",
+        "allocation_decisions",
         "message_suppressed",
         "run_succeeded",
     } <= events

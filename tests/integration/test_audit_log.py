@@ -49,3 +49,29 @@ def test_deleted_row_is_detected(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("delete from audit_log where seq = 2")
     problems = audit.verify(con)
     assert any("missing" in p for p in problems)
+
+
+def test_edited_allocation_decision_is_detected_through_its_digest(tmp_path: Path) -> None:
+    from backorders.adapters import allocation_store, ingest
+    from backorders.demo_data import DemoSpec, generate
+    from backorders.settings import load_settings
+
+    spec, s = DemoSpec(seed=2), load_settings()
+    generate(tmp_path / "landing", spec)
+    c = store.connect(tmp_path / "d.duckdb")
+    ingest.ingest_landing(
+        c,
+        tmp_path / "landing",
+        run_id="r1",
+        as_of=spec.as_of,
+        settings=s,
+        now=lambda: AT,
+        progress=lambda _: None,
+    )
+    allocation_store.reconcile(c, as_of=spec.as_of, settings=s)
+    allocation_store.allocate(c, run_id="r1", as_of=spec.as_of, settings=s, now=AT)
+    assert audit.verify(c) == []
+    c.execute(
+        "update allocations set qty = qty + 1 where rowid = (select min(rowid) from allocations)"
+    )
+    assert any("allocation decisions of run r1" in p for p in audit.verify(c))
