@@ -1,4 +1,4 @@
-"""The `backorders` command line: demo, run, status, serve, verify-audit."""
+"""The `backorders` command line: demo, run, status, explain, serve, verify-audit."""
 
 from __future__ import annotations
 
@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="where each line of an order stands, and why")
     s.add_argument("order_id")
     s.add_argument("--db", type=Path)
+
+    e = sub.add_parser("explain", help="why a line got what it got")
+    e.add_argument("order_id")
+    e.add_argument("line_no", nargs="?", type=int)
+    e.add_argument("--db", type=Path)
 
     v = sub.add_parser("verify-audit", help="check the audit log's hash chain")
     v.add_argument("--db", type=Path)
@@ -152,6 +157,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Explain the rank, the competition and the supply behind each line of an order."""
+    from backorders.adapters import store
+    from backorders.explain import explain
+    from backorders.settings import load_settings
+
+    settings = load_settings(db=args.db)
+    try:
+        con = store.connect(settings.db, read_only=True)
+    except store.StoreError as exc:
+        print(f"backorders: {exc}", file=sys.stderr)
+        return 2
+    text = explain(
+        con,
+        args.order_id,
+        args.line_no,
+        priority_key=list(settings.priority_key),
+        tiers=settings.tiers,
+    )
+    if not text:
+        what = f"{args.order_id} line {args.line_no}" if args.line_no else args.order_id
+        print(f"backorders: {what}: no such open or recent line", file=sys.stderr)
+        return 1
+    print("\n".join(text))
+    return 0
+
+
 def cmd_verify_audit(args: argparse.Namespace) -> int:
     """Check the audit log's hash chain; non-zero exit when it is broken."""
     from backorders.adapters import audit, store
@@ -181,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo": cmd_demo,
         "run": cmd_run,
         "status": cmd_status,
+        "explain": cmd_explain,
         "verify-audit": cmd_verify_audit,
         "serve": cmd_serve,
     }[args.command]

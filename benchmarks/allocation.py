@@ -1,0 +1,214 @@
+"""Allocation benchmark: set-based DuckDB allocation against a line-by-line ERP-style loop.
+
+    uv run python benchmarks/allocation.py --lines 1000000 --skus 20000 --skew zipf --seed 1
+
+Generates N open order lines and about 0.3*N supply lots (stock per sku, then PO
+lines) straight into a DuckDB file, times the allocation step as the pipeline runs
+it (reconcile marts + allocation + line status + promise changes + audit digest),
+then the same allocation done line by line with a query per line on 10,000 lines
+(the classic ERP pattern), and optionally the whole Prefect flow on the same data
+written as Parquet feeds (--cycle). Prints one JSON line. Not a test: figures only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from backorders.adapters import allocation_store, store  # noqa: E402
+from backorders.settings import load_settings  # noqa: E402
+
+AS_OF = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+
+
+def _sku_expr(i: str, salt: int, skew: str) -> str:
+    """SQL for a deterministic sku index of row i: uniform, or Zipf-like (density ~ 1/rank)."""
+    u = f"((hash({i}, {salt}) % 1000000007) / 1000000007.0)"
+    if skew == "uniform":
+        return f"(hash({i}, {salt} + 1) % $k)"
+    return f"least($k - 1, floor(exp({u} * ln($k)))::bigint - 1)"
+
+
+def generate(con: object, *, lines: int, skus: int, skew: str, seed: int) -> dict[str, int]:
+    """Fill customers, products, orders, order_lines, stock and purchase_orders."""
+    c = con  # a duckdb connection
+    p = {"n": lines, "k": skus, "s": seed, "as_of": AS_OF}
+    n_orders = max(1, lines // 2)
+    n_customers = max(1, lines // 20)
+    n_po = max(1, int(0.3 * lines) - skus)
+    c.execute(  # type: ignore[attr-defined]
+        "insert into customers select 'C' || i, 'c' || i || '@shop.test', null, "
+        "(['platinum', 'gold', 'silver', 'standard'])[(1 + hash(i, $s) % 4)::bigint], 'en-US', true, "
+        "$as_of::timestamptz - interval 400 day, 'bench' from range($c) t(i)",
+        {"c": n_customers, "s": seed, "as_of": AS_OF},
+    )
+    c.execute(  # type: ignore[attr-defined]
+        "insert into products select 'S' || lpad(i::varchar, 8, '0'), null, 'active', true, null, "
+        "hash(i, $s) % 3, 14, [], $as_of::timestamptz - interval 300 day, 'bench' from range($k) t(i)",
+        {"k": skus, "s": seed, "as_of": AS_OF},
+    )
+    c.execute(  # type: ignore[attr-defined]
+        "insert into orders select 'O' || lpad(i::varchar, 9, '0'), 'C' || (hash(i, $s) % $c), "
+        "$as_of::timestamptz - (hash(i, $s + 2) % (60 * 86400)) * interval 1 second, 'open', false, "
+        "case when hash(i, $s + 3) % 50 = 0 then 1 else 0 end, 'USD', "
+        "$as_of::timestamptz - interval 1 hour, 'bench' from range($o) t(i)",
+        {"o": n_orders, "c": n_customers, "s": seed, "as_of": AS_OF},
+    )
+    c.execute(  # type: ignore[attr-defined]
+        f"insert into order_lines select 'O' || lpad((i // 2)::varchar, 9, '0'), i % 2 + 1, "
+        f"'S' || lpad({_sku_expr('i', seed + 10, skew)}::varchar, 8, '0'), 1 + hash(i, $s + 4) % 5, "
+        "(5 + hash(i, $s + 5) % 200)::decimal(18, 2), 'open', $as_of::timestamptz - interval 1 hour, "
+        "'bench' from range(2 * $o) t(i) where i < $n",
+        {"o": n_orders, "n": lines, "k": skus, "s": seed, "as_of": AS_OF},
+    )
+    c.execute(  # type: ignore[attr-defined]
+        "insert into stock select 'WH-1', sku, greatest(0, (sum(qty) * (hash(sku, $s) % 40) / 100)::bigint), "
+        "$as_of::timestamptz - interval 2 hour, 'bench' from order_lines group by sku",
+        {"s": seed, "as_of": AS_OF},
+    )
+    c.execute(  # type: ignore[attr-defined]
+        f"insert into purchase_orders select 'P' || lpad(i::varchar, 9, '0'), 1, "
+        f"'SUP-' || (hash(i, $s) % 20), 'S' || lpad({_sku_expr('i', seed + 20, skew)}::varchar, 8, '0'), "
+        "1 + hash(i, $s + 6) % 6, 'WH-1', "
+        "($as_of::timestamptz::date + (1 + hash(i, $s + 7) % 60)::integer), 'open', "
+        "$as_of::timestamptz - interval 3 hour, null, 'bench' from range($m) t(i)",
+        {"m": n_po, "k": skus, "s": seed, "as_of": AS_OF},
+    )
+    return {"orders": n_orders, "customers": n_customers, "stock_lots": skus, "po_lots": n_po}
+
+
+def loop_allocate(con: object, *, limit: int) -> float:
+    """Allocate `limit` lines one at a time, a query per lot touched (the ERP way); lines/s."""
+    c = con
+    c.execute(  # type: ignore[attr-defined]
+        "create or replace temp table loop_lots as select row_number() over () as id, sku, "
+        "supply_kind, supply_ref, qty as remaining, "
+        "row_number() over (partition by sku order by supply_kind <> 'stock', available_on, supply_ref) as seq "
+        "from supply_lots where usable and qty > 0"
+    )
+    # the ERP has indexes for its point queries: give the loop the same
+    c.execute("create index loop_lots_sku on loop_lots (sku, seq)")  # type: ignore[attr-defined]
+    c.execute("create unique index loop_lots_id on loop_lots (id)")  # type: ignore[attr-defined]
+    c.execute(
+        "create or replace temp table loop_alloc (order_id varchar, line_no bigint, lot bigint, qty bigint)"
+    )  # type: ignore[attr-defined]
+    todo = c.execute(  # type: ignore[attr-defined]
+        "select order_id, line_no, sku, qty_open from demand_lines "
+        "order by sku, priority_rank limit $l",
+        {"l": limit},
+    ).fetchall()
+    t = time.perf_counter()
+    for order_id, line_no, sku, need in todo:
+        while need > 0:
+            lot = c.execute(  # type: ignore[attr-defined]
+                "select id, remaining from loop_lots where sku = $s and remaining > 0 order by seq limit 1",
+                {"s": sku},
+            ).fetchone()
+            if lot is None:
+                break
+            take = min(need, lot[1])
+            c.execute(
+                "update loop_lots set remaining = remaining - $q where id = $i",
+                {"q": take, "i": lot[0]},
+            )  # type: ignore[attr-defined]
+            c.execute(  # type: ignore[attr-defined]
+                "insert into loop_alloc values ($o, $l, $i, $q)",
+                {"o": order_id, "l": line_no, "i": lot[0], "q": take},
+            )
+            need -= take
+    return len(todo) / (time.perf_counter() - t)
+
+
+def write_feeds(con: object, landing: Path) -> None:
+    """Write the generated tables as Parquet feeds of a landing zone."""
+    for feed, cols in {
+        "customers": "customer_id, email, name, tier, locale, email_opt_in, updated_at",
+        "products": "sku, name, status, backorderable, max_backorder_qty, safety_stock, lead_time_days, substitute_skus, updated_at",
+        "orders": "order_id, customer_id, placed_at, status, ship_complete, priority, currency, updated_at",
+        "order_lines": "order_id, line_no, sku, qty, unit_price, status, updated_at",
+        "stock": "location_id, sku, on_hand, as_of",
+        "purchase_orders": "po_id, line_no, supplier_id, sku, qty, location_id, expected_at, status, updated_at",
+    }.items():
+        (landing / feed).mkdir(parents=True, exist_ok=True)
+        con.execute(
+            f"copy (select {cols} from {feed}) to '{landing / feed / 'bench.parquet'}' (format parquet)"
+        )  # type: ignore[attr-defined]
+
+
+def main() -> None:
+    """Run the benchmark and print one JSON line."""
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--skus", type=int, default=20_000)
+    ap.add_argument("--skew", choices=["uniform", "zipf"], default="uniform")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--loop-lines", type=int, default=10_000)
+    ap.add_argument(
+        "--cycle", action="store_true", help="also time the whole flow on the same data"
+    )
+    ap.add_argument("--dir", type=Path, help="work folder (default: a temp folder)")
+    args = ap.parse_args()
+
+    work = args.dir or Path(tempfile.mkdtemp(prefix="bench-alloc-"))
+    settings = load_settings(db=work / "bench.duckdb", landing=work / "landing")
+    con = store.connect(settings.db)
+    t = time.perf_counter()
+    shape = generate(con, lines=args.lines, skus=args.skus, skew=args.skew, seed=args.seed)
+    gen_s = time.perf_counter() - t
+
+    t = time.perf_counter()
+    allocation_store.reconcile(con, as_of=AS_OF, settings=settings)
+    reconcile_s = time.perf_counter() - t
+    t = time.perf_counter()
+    summary = allocation_store.allocate(
+        con, run_id="bench", as_of=AS_OF, settings=settings, now=AS_OF
+    )
+    allocate_s = time.perf_counter() - t
+    rss_alloc = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    loop_rate = loop_allocate(con, limit=args.loop_lines)
+    alloc_s = reconcile_s + allocate_s
+    result: dict[str, object] = {
+        "lines": args.lines,
+        "skus": args.skus,
+        "skew": args.skew,
+        "seed": args.seed,
+        **shape,
+        "generate_seconds": round(gen_s, 2),
+        "reconcile_seconds": round(reconcile_s, 2),
+        "allocate_seconds": round(allocate_s, 2),
+        "alloc_seconds": round(alloc_s, 2),
+        "peak_rss_mb": round(rss_alloc),
+        "loop_lines_per_s": round(loop_rate, 1),
+        "lines_per_s": round(args.lines / alloc_s),
+        "speedup": round(args.lines / alloc_s / loop_rate),
+        "units_from_stock": summary["units_allocated_from_stock"],
+        "units_from_po": summary["units_promised_from_po"],
+    }
+    if args.cycle:
+        write_feeds(con, settings.landing)
+        con.close()
+        from flows.backorder_cycle import backorder_cycle
+
+        cycle_db = work / "cycle.duckdb"
+        t = time.perf_counter()
+        backorder_cycle(landing=str(settings.landing), db=str(cycle_db), as_of=AS_OF, dry_run=True)
+        result["cycle_seconds"] = round(time.perf_counter() - t, 1)
+        result["peak_rss_mb_with_cycle"] = round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
