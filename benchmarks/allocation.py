@@ -21,10 +21,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backorders.adapters import allocation_store, store  # noqa: E402
-from backorders.settings import load_settings  # noqa: E402
+from backorders.adapters import allocation_store, store
+from backorders.settings import load_settings
 
 AS_OF = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
@@ -37,44 +39,45 @@ def _sku_expr(i: str, salt: int, skew: str) -> str:
     return f"least($k - 1, floor(exp({u} * ln($k)))::bigint - 1)"
 
 
-def generate(con: object, *, lines: int, skus: int, skew: str, seed: int) -> dict[str, int]:
+def generate(
+    con: duckdb.DuckDBPyConnection, *, lines: int, skus: int, skew: str, seed: int
+) -> dict[str, int]:
     """Fill customers, products, orders, order_lines, stock and purchase_orders."""
-    c = con  # a duckdb connection
-    p = {"n": lines, "k": skus, "s": seed, "as_of": AS_OF}
+    c = con
     n_orders = max(1, lines // 2)
     n_customers = max(1, lines // 20)
     n_po = max(1, int(0.3 * lines) - skus)
-    c.execute(  # type: ignore[attr-defined]
+    c.execute(
         "insert into customers select 'C' || i, 'c' || i || '@shop.test', null, "
         "(['platinum', 'gold', 'silver', 'standard'])[(1 + hash(i, $s) % 4)::bigint], 'en-US', true, "
         "$as_of::timestamptz - interval 400 day, 'bench' from range($c) t(i)",
         {"c": n_customers, "s": seed, "as_of": AS_OF},
     )
-    c.execute(  # type: ignore[attr-defined]
+    c.execute(
         "insert into products select 'S' || lpad(i::varchar, 8, '0'), null, 'active', true, null, "
         "hash(i, $s) % 3, 14, [], $as_of::timestamptz - interval 300 day, 'bench' from range($k) t(i)",
         {"k": skus, "s": seed, "as_of": AS_OF},
     )
-    c.execute(  # type: ignore[attr-defined]
+    c.execute(
         "insert into orders select 'O' || lpad(i::varchar, 9, '0'), 'C' || (hash(i, $s) % $c), "
         "$as_of::timestamptz - (hash(i, $s + 2) % (60 * 86400)) * interval 1 second, 'open', false, "
         "case when hash(i, $s + 3) % 50 = 0 then 1 else 0 end, 'USD', "
         "$as_of::timestamptz - interval 1 hour, 'bench' from range($o) t(i)",
         {"o": n_orders, "c": n_customers, "s": seed, "as_of": AS_OF},
     )
-    c.execute(  # type: ignore[attr-defined]
+    c.execute(
         f"insert into order_lines select 'O' || lpad((i // 2)::varchar, 9, '0'), i % 2 + 1, "
         f"'S' || lpad({_sku_expr('i', seed + 10, skew)}::varchar, 8, '0'), 1 + hash(i, $s + 4) % 5, "
         "(5 + hash(i, $s + 5) % 200)::decimal(18, 2), 'open', $as_of::timestamptz - interval 1 hour, "
         "'bench' from range(2 * $o) t(i) where i < $n",
         {"o": n_orders, "n": lines, "k": skus, "s": seed, "as_of": AS_OF},
     )
-    c.execute(  # type: ignore[attr-defined]
+    c.execute(
         "insert into stock select 'WH-1', sku, greatest(0, (sum(qty) * (hash(sku, $s) % 40) / 100)::bigint), "
         "$as_of::timestamptz - interval 2 hour, 'bench' from order_lines group by sku",
         {"s": seed, "as_of": AS_OF},
     )
-    c.execute(  # type: ignore[attr-defined]
+    c.execute(
         f"insert into purchase_orders select 'P' || lpad(i::varchar, 9, '0'), 1, "
         f"'SUP-' || (hash(i, $s) % 20), 'S' || lpad({_sku_expr('i', seed + 20, skew)}::varchar, 8, '0'), "
         "1 + hash(i, $s + 6) % 6, 'WH-1', "
@@ -85,22 +88,22 @@ def generate(con: object, *, lines: int, skus: int, skew: str, seed: int) -> dic
     return {"orders": n_orders, "customers": n_customers, "stock_lots": skus, "po_lots": n_po}
 
 
-def loop_allocate(con: object, *, limit: int) -> float:
+def loop_allocate(con: duckdb.DuckDBPyConnection, *, limit: int) -> float:
     """Allocate `limit` lines one at a time, a query per lot touched (the ERP way); lines/s."""
     c = con
-    c.execute(  # type: ignore[attr-defined]
+    c.execute(
         "create or replace temp table loop_lots as select row_number() over () as id, sku, "
         "supply_kind, supply_ref, qty as remaining, "
         "row_number() over (partition by sku order by supply_kind <> 'stock', available_on, supply_ref) as seq "
         "from supply_lots where usable and qty > 0"
     )
     # the ERP has indexes for its point queries: give the loop the same
-    c.execute("create index loop_lots_sku on loop_lots (sku, seq)")  # type: ignore[attr-defined]
-    c.execute("create unique index loop_lots_id on loop_lots (id)")  # type: ignore[attr-defined]
+    c.execute("create index loop_lots_sku on loop_lots (sku, seq)")
+    c.execute("create unique index loop_lots_id on loop_lots (id)")
     c.execute(
         "create or replace temp table loop_alloc (order_id varchar, line_no bigint, lot bigint, qty bigint)"
-    )  # type: ignore[attr-defined]
-    todo = c.execute(  # type: ignore[attr-defined]
+    )
+    todo = c.execute(
         "select order_id, line_no, sku, qty_open from demand_lines "
         "order by sku, priority_rank limit $l",
         {"l": limit},
@@ -108,7 +111,7 @@ def loop_allocate(con: object, *, limit: int) -> float:
     t = time.perf_counter()
     for order_id, line_no, sku, need in todo:
         while need > 0:
-            lot = c.execute(  # type: ignore[attr-defined]
+            lot = c.execute(
                 "select id, remaining from loop_lots where sku = $s and remaining > 0 order by seq limit 1",
                 {"s": sku},
             ).fetchone()
@@ -118,8 +121,8 @@ def loop_allocate(con: object, *, limit: int) -> float:
             c.execute(
                 "update loop_lots set remaining = remaining - $q where id = $i",
                 {"q": take, "i": lot[0]},
-            )  # type: ignore[attr-defined]
-            c.execute(  # type: ignore[attr-defined]
+            )
+            c.execute(
                 "insert into loop_alloc values ($o, $l, $i, $q)",
                 {"o": order_id, "l": line_no, "i": lot[0], "q": take},
             )
@@ -127,7 +130,7 @@ def loop_allocate(con: object, *, limit: int) -> float:
     return len(todo) / (time.perf_counter() - t)
 
 
-def write_feeds(con: object, landing: Path) -> None:
+def write_feeds(con: duckdb.DuckDBPyConnection, landing: Path) -> None:
     """Write the generated tables as Parquet feeds of a landing zone."""
     for feed, cols in {
         "customers": "customer_id, email, name, tier, locale, email_opt_in, updated_at",
@@ -140,7 +143,7 @@ def write_feeds(con: object, landing: Path) -> None:
         (landing / feed).mkdir(parents=True, exist_ok=True)
         con.execute(
             f"copy (select {cols} from {feed}) to '{landing / feed / 'bench.parquet'}' (format parquet)"
-        )  # type: ignore[attr-defined]
+        )
 
 
 def main() -> None:
