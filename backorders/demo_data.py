@@ -376,8 +376,10 @@ class _Gen:
             s.backorderable = False
         orderable = [s for s in self.skus if s.status == "active" and s.backorderable]
         capped = {
-            s.sku: rng.choice((5, 10, 20, 50))
-            for s in rng.sample([s for s in orderable if s.rank < n // 2], max(2, round(0.08 * n)))
+            s.sku: rng.choice((30, 60, 120, 250))
+            for s in rng.sample(
+                [s for s in orderable if n // 10 <= s.rank < n // 2], max(2, round(0.08 * n))
+            )
         }
         with_subs = {s.sku for s in self.skus if s.status == "discontinued"}
         with_subs |= {s.sku for s in rng.sample(self.skus, max(2, round(0.08 * n)))}

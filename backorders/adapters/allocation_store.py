@@ -36,7 +36,7 @@ def reconcile(con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: Sett
         demand = store.sql("marts/demand_lines").replace(
             "{order_by}", order_by_sql(settings.priority_key)
         )
-        con.execute(demand, {"tiers": settings.tiers})
+        con.execute(demand, {"tiers": settings.tiers, "keep_committed": settings.keep_committed})
     row = store.run(con, "marts/position").fetchone()
     assert row is not None
     return Position(*(int(v or 0) for v in row))
@@ -52,7 +52,7 @@ def allocate(
 ) -> dict[str, Any]:
     """Allocate supply to open lines and write allocations, line_status and promise changes."""
     with store.transaction(con):
-        store.run(con, "allocate/allocate")
+        _allocate_sql(con)
         store.run(
             con, "allocate/line_status", {"as_of": as_of, "handling_days": settings.handling_days}
         )
@@ -87,6 +87,52 @@ def allocate(
             logged_at=now,
         )
     return summary
+
+
+_STOCK = (
+    "select sku, supply_kind, supply_ref, qty, available_on, "
+    "row_number() over (partition by sku order by supply_ref) as ord "
+    "from supply_lots where supply_kind = 'stock' and usable"
+)
+_PO = (
+    "select sku, supply_kind, supply_ref, qty, available_on, "
+    "row_number() over (partition by sku order by available_on, supply_ref) as ord "
+    "from supply_lots where supply_kind = 'po' and usable"
+)
+# committed lines (held stock last run) first, then rank order
+_STOCK_DEMAND = (
+    "select sku, order_id, line_no, qty_open as qty, "
+    "row_number() over (partition by sku order by committed desc, priority_rank) as ord "
+    "from demand_lines {where}"
+)
+
+
+def _pour(con: duckdb.DuckDBPyConnection, demand: str, supply: str, into: str) -> None:
+    con.execute(f"create or replace temp view _pour_demand as {demand}")
+    con.execute(f"create or replace temp view _pour_supply as {supply}")
+    store.run(con, "allocate/pour")
+    con.execute(f"create or replace temp table {into} as select * from _poured")
+
+
+def _allocate_sql(con: duckdb.DuckDBPyConnection) -> None:
+    """The three pours of domain.allocation, set-based: stock, hold, accept, POs -> _alloc."""
+    _pour(con, _STOCK_DEMAND.format(where=""), _STOCK, "_stock_alloc")
+    store.run(con, "allocate/held_orders")
+    if store.scalar(con, "select count(*) from _held"):
+        # held ship-complete orders give their stock back: pour again without them
+        where = "where order_id not in (select order_id from _held)"
+        _pour(con, _STOCK_DEMAND.format(where=where), _STOCK, "_stock_alloc")
+    store.run(con, "allocate/accept_backorders")
+    _pour(
+        con,
+        "select sku, order_id, line_no, accepted as qty, priority_rank as ord from _accept",
+        _PO,
+        "_po_alloc",
+    )
+    con.execute(
+        "create or replace temp table _alloc as "
+        "select * from _stock_alloc union all select * from _po_alloc"
+    )
 
 
 def summarize(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:

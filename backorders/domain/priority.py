@@ -31,6 +31,8 @@ class DemandLine:
     tier: str
     placed_at: datetime
     order_value: Decimal
+    ship_complete: bool = False  # the order ships only when all its open lines are covered
+    committed: bool = False  # held stock in the last run (released for picking): served first
 
 
 def validate_key(key: Sequence[str]) -> tuple[str, ...]:

@@ -9,40 +9,71 @@ with got as (
     from _alloc
     group by all
 ),
-sku_rank as (
-    select sku, count(*) as lines_for_sku from demand_lines group by all
+sku_facts as (
+    select d.sku, count(*) as lines_for_sku,
+           coalesce(any_value(s.usable_qty), 0) as usable_qty
+    from demand_lines as d
+    left join (select sku, sum(qty) filter (where usable) as usable_qty from supply_lots group by sku) as s
+        using (sku)
+    group by d.sku
 ),
-open_status as (
-    select d.order_id, d.line_no, d.customer_id, d.sku, d.qty_ordered, d.qty_shipped,
+lines as (
+    select d.order_id, d.line_no, d.customer_id, d.sku, d.qty_ordered, d.qty_shipped, d.qty_open,
+           d.ship_complete, d.max_backorder_qty, d.backorderable, d.priority_rank,
            coalesce(g.qty_allocated, 0) as qty_allocated,
            coalesce(g.qty_promised, 0) as qty_promised,
-           d.qty_open - coalesce(g.qty_allocated, 0) - coalesce(g.qty_promised, 0) as qty_unpromised,
-           d.qty_open, d.backorderable, d.priority_rank, r.lines_for_sku, g.last_supply_on, g.refs
+           a.refused,
+           h.order_id is not null as held,
+           g.last_supply_on, g.refs, f.lines_for_sku, f.usable_qty
     from demand_lines as d
+    join _accept as a using (order_id, line_no)
+    join sku_facts as f on f.sku = d.sku
     left join got as g using (order_id, line_no)
-    join sku_rank as r using (sku)
+    left join _held as h on h.order_id = d.order_id
+),
+covered as (
+    select *,
+           refused = 0 and qty_allocated + qty_promised >= qty_open as is_covered,
+           -- a ship-complete order ships when its last line is covered: one date for all
+           case when ship_complete then
+                case when bool_and(refused = 0 and qty_allocated + qty_promised >= qty_open)
+                               over (partition by order_id)
+                     then max(last_supply_on) over (partition by order_id) end
+                else last_supply_on end as completes_on
+    from lines
 ),
 open_final as (
     select order_id, line_no, customer_id, sku, qty_ordered, qty_shipped, qty_allocated,
-           qty_promised, qty_unpromised,
-           case when qty_unpromised = 0 then last_supply_on + $handling_days::integer end
+           qty_promised, qty_open - qty_allocated - qty_promised as qty_unpromised,
+           case when is_covered or ship_complete then completes_on + $handling_days::integer end
                as promised_date,
            case when qty_allocated >= qty_open then 'allocated'
-                when not backorderable then 'not_backorderable'
-                when qty_unpromised = 0 then 'promised'
+                when refused > 0 then 'not_backorderable'
+                when qty_allocated + qty_promised >= qty_open then 'promised'
                 when qty_allocated > 0 then 'partially_allocated'
                 else 'unpromised' end as status,
            priority_rank,
            'rank ' || priority_rank || ' of ' || lines_for_sku || ' open lines for ' || sku || ': '
            || case when qty_allocated >= qty_open then 'all ' || qty_open || ' from stock (' || refs || ')'
-                   when not backorderable then 'product not backorderable (discontinued or blocked); '
-                        || qty_allocated || ' of ' || qty_open || ' from stock'
-                   when qty_unpromised = 0 then 'covered by ' || refs || '; the last supply arrives '
+                   when refused > 0 and not backorderable
+                        then 'product not backorderable (discontinued or blocked); '
+                             || qty_allocated || ' of ' || qty_open || ' from stock'
+                   when refused > 0
+                        then refused || ' of ' || qty_open || ' units are beyond the product''s backorder limit of '
+                             || max_backorder_qty || ' (lines ranked ahead use it): not accepted'
+                   when is_covered then 'covered by ' || refs || '; the last supply arrives '
                         || last_supply_on::varchar
-                   else qty_unpromised || ' of ' || qty_open
-                        || ' units have no supply yet (all stock and open POs go to lines ranked ahead)'
-                        || coalesce('; got ' || refs, '') end as reason
-    from open_status
+                   when usable_qty = 0 then qty_open - qty_allocated - qty_promised || ' of ' || qty_open
+                        || ' units have no supply: no usable stock and no open PO on time for this sku'
+                   else qty_open - qty_allocated - qty_promised || ' of ' || qty_open
+                        || ' units have no supply yet (lines ranked ahead take the stock and open POs)'
+                        || coalesce('; got ' || refs, '') end
+           || case when held then '; held: ship-complete order waits until all its lines are covered, '
+                                  || 'its stock went to the next lines'
+                   when ship_complete and completes_on is not null and qty_allocated < qty_open
+                        then '; ship-complete: the order ships complete on its last line''s date'
+                   else '' end as reason
+    from covered
 ),
 closed as (
     select ol.order_id, ol.line_no, o.customer_id, ol.sku, ol.qty as qty_ordered,
