@@ -10,6 +10,7 @@ import pytest
 from backorders.domain.allocation import (
     Allocation,
     LineOutcome,
+    Product,
     SupplyLot,
     allocate,
     line_status,
@@ -60,7 +61,7 @@ def run(
         key=KEY,
         tiers=TIERS,
         handling_days=handling_days,
-        backorderable=backorderable or {},
+        products={k: Product(backorderable=v) for k, v in (backorderable or {}).items()},
     )
     return allocs, {o.order_id: o for o in outcomes}
 
@@ -199,7 +200,7 @@ def test_shortage_is_an_outcome_not_an_exception() -> None:
 def test_every_line_comes_back_exactly_once_even_without_supply() -> None:
     lines = [line(f"O{i}", 1 + i % 3, sku=f"S{i % 2}") for i in range(6)]
 
-    _, outcomes = allocate(lines, [], key=KEY, tiers=TIERS, handling_days=1, backorderable={})
+    _, outcomes = allocate(lines, [], key=KEY, tiers=TIERS, handling_days=1, products={})
 
     assert sorted(o.order_id for o in outcomes) == sorted(ln.order_id for ln in lines)
     assert all(o.qty_unpromised == o.qty_open and o.status == "unpromised" for o in outcomes)
@@ -226,10 +227,8 @@ def test_same_inputs_give_the_same_result_whatever_their_order() -> None:
     ]
     lots = [stock("L1", 5), po("P1:1", 4, TODAY + timedelta(days=2)), stock("L2", 2)]
 
-    first = allocate(lines, lots, key=KEY, tiers=TIERS, handling_days=1, backorderable={})
-    second = allocate(
-        lines[::-1], lots[::-1], key=KEY, tiers=TIERS, handling_days=1, backorderable={}
-    )
+    first = allocate(lines, lots, key=KEY, tiers=TIERS, handling_days=1, products={})
+    second = allocate(lines[::-1], lots[::-1], key=KEY, tiers=TIERS, handling_days=1, products={})
 
     assert first == second
 
@@ -248,4 +247,6 @@ def test_same_inputs_give_the_same_result_whatever_their_order() -> None:
     ],
 )
 def test_line_status(allocated: int, promised: int, backorderable: bool, expected: str) -> None:
-    assert line_status(3, allocated, promised, backorderable=backorderable) == expected
+    # a non-backorderable product refuses whatever stock did not cover
+    refused = 0 if backorderable else 3 - allocated
+    assert line_status(3, allocated, promised, refused) == expected
