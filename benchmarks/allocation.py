@@ -179,7 +179,7 @@ def main() -> None:
     allocate_s = time.perf_counter() - t
     rss_alloc = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    loop_rate = loop_allocate(con, limit=args.loop_lines)
+    loop_rate = loop_allocate(con, limit=args.loop_lines) if args.loop_lines else float("nan")
     alloc_s = reconcile_s + allocate_s
     result: dict[str, object] = {
         "lines": args.lines,
@@ -194,7 +194,7 @@ def main() -> None:
         "peak_rss_mb": round(rss_alloc),
         "loop_lines_per_s": round(loop_rate, 1),
         "lines_per_s": round(args.lines / alloc_s),
-        "speedup": round(args.lines / alloc_s / loop_rate),
+        "speedup": round(args.lines / alloc_s / loop_rate) if args.loop_lines else None,
         "units_from_stock": summary["units_allocated_from_stock"],
         "units_from_po": summary["units_promised_from_po"],
     }

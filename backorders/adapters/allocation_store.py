@@ -111,7 +111,8 @@ def _pour(con: duckdb.DuckDBPyConnection, demand: str, supply: str, into: str) -
     con.execute(f"create or replace temp view _pour_demand as {demand}")
     con.execute(f"create or replace temp view _pour_supply as {supply}")
     store.run(con, "allocate/pour")
-    con.execute(f"create or replace temp table {into} as select * from _poured")
+    con.execute(f"drop table if exists {into}")
+    con.execute(f"alter table _poured rename to {into}")
 
 
 def _allocate_sql(con: duckdb.DuckDBPyConnection) -> None:

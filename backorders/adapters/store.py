@@ -50,6 +50,8 @@ def connect(db: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnec
             ) from exc
         raise StoreError(f"cannot open {path}: {exc}") from exc
     con.execute("set TimeZone = 'UTC'")
+    # the progress bar would print into logs and command output
+    con.execute("set enable_progress_bar = false")
     if not read_only:
         migrate(con)
     return con

@@ -5,7 +5,9 @@ with got as (
            sum(qty) filter (where supply_kind = 'stock') as qty_allocated,
            sum(qty) filter (where supply_kind = 'po') as qty_promised,
            max(available_on) as last_supply_on,
-           string_agg(supply_ref || ' x' || qty, ', ' order by available_on, supply_ref) as refs
+           -- the last lot it drew, for the reason; `backorders explain` lists them all
+           arg_max(supply_ref, (available_on, supply_ref)) as last_ref,
+           count(*) as n_lots
     from _alloc
     group by all
 ),
@@ -24,23 +26,28 @@ lines as (
            coalesce(g.qty_promised, 0) as qty_promised,
            a.refused,
            h.order_id is not null as held,
-           g.last_supply_on, g.refs, f.lines_for_sku, f.usable_qty
+           g.last_supply_on, g.last_ref, g.n_lots, f.lines_for_sku, f.usable_qty
     from demand_lines as d
     join _accept as a using (order_id, line_no)
     join sku_facts as f on f.sku = d.sku
     left join got as g using (order_id, line_no)
     left join _held as h on h.order_id = d.order_id
 ),
-covered as (
-    select *,
-           refused = 0 and qty_allocated + qty_promised >= qty_open as is_covered,
-           -- a ship-complete order ships when its last line is covered: one date for all
-           case when ship_complete then
-                case when bool_and(refused = 0 and qty_allocated + qty_promised >= qty_open)
-                               over (partition by order_id)
-                     then max(last_supply_on) over (partition by order_id) end
-                else last_supply_on end as completes_on
+ship_complete_orders as (
+    -- a ship-complete order ships when its last line is covered: one date for all lines
+    select order_id,
+           case when bool_and(refused = 0 and qty_allocated + qty_promised >= qty_open)
+                then max(last_supply_on) end as completes_on
     from lines
+    where ship_complete
+    group by order_id
+),
+covered as (
+    select l.*,
+           l.refused = 0 and l.qty_allocated + l.qty_promised >= l.qty_open as is_covered,
+           case when l.ship_complete then s.completes_on else l.last_supply_on end as completes_on
+    from lines as l
+    left join ship_complete_orders as s using (order_id)
 ),
 open_final as (
     select order_id, line_no, customer_id, sku, qty_ordered, qty_shipped, qty_allocated,
@@ -54,20 +61,20 @@ open_final as (
                 else 'unpromised' end as status,
            priority_rank,
            'rank ' || priority_rank || ' of ' || lines_for_sku || ' open lines for ' || sku || ': '
-           || case when qty_allocated >= qty_open then 'all ' || qty_open || ' from stock (' || refs || ')'
+           || case when qty_allocated >= qty_open then 'all ' || qty_open || ' from stock (' || last_ref
+                        || case when n_lots > 1 then ' and ' || (n_lots - 1) || ' more' else '' end || ')'
                    when refused > 0 and not backorderable
                         then 'product not backorderable (discontinued or blocked); '
                              || qty_allocated || ' of ' || qty_open || ' from stock'
                    when refused > 0
                         then refused || ' of ' || qty_open || ' units are beyond the product''s backorder limit of '
                              || max_backorder_qty || ' (lines ranked ahead use it): not accepted'
-                   when is_covered then 'covered by ' || refs || '; the last supply arrives '
-                        || last_supply_on::varchar
+                   when is_covered then 'covered; completed by ' || last_ref
+                        || ' arriving ' || last_supply_on::varchar
                    when usable_qty = 0 then qty_open - qty_allocated - qty_promised || ' of ' || qty_open
                         || ' units have no supply: no usable stock and no open PO on time for this sku'
                    else qty_open - qty_allocated - qty_promised || ' of ' || qty_open
-                        || ' units have no supply yet (lines ranked ahead take the stock and open POs)'
-                        || coalesce('; got ' || refs, '') end
+                        || ' units have no supply yet (lines ranked ahead take the stock and open POs)' end
            || case when held then '; held: ship-complete order waits until all its lines are covered, '
                                   || 'its stock went to the next lines'
                    when ship_complete and completes_on is not null and qty_allocated < qty_open
