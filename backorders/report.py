@@ -70,4 +70,6 @@ def summary_markdown(s: dict[str, Any]) -> str:
         )
     if s.get("message"):
         md += f"\n\n**Stopped:** {s['message']}\n"
+    if s.get("audit_head"):
+        md += f"\n\nAudit chain head (seq:hash): `{s['audit_head']}`\n"
     return md

@@ -36,13 +36,13 @@ def backorder_cycle(
     except Exception as exc:
         status = "blocked" if isinstance(exc, pipeline.GateClosed) else "failed"
         summary["status"], summary["message"] = status, str(exc)
-        cycle.finish_run(overrides, run_id, status, str(exc), summary)
+        summary["audit_head"] = cycle.finish_run(overrides, run_id, status, str(exc), summary)
         create_markdown_artifact(
             summary_markdown(summary), key="backorder-cycle-summary", description=status
         )
         raise
     summary["status"] = "succeeded"
-    cycle.finish_run(overrides, run_id, "succeeded", None, summary)
+    summary["audit_head"] = cycle.finish_run(overrides, run_id, "succeeded", None, summary)
     create_markdown_artifact(
         summary_markdown(summary), key="backorder-cycle-summary", description="succeeded"
     )

@@ -67,6 +67,6 @@ def finish_run(
     status: str,
     message: str | None,
     summary: dict[str, Any],
-) -> None:
-    """Record how the run ended."""
-    pipeline.finish_run(_settings(overrides), run_id, status, message, summary)
+) -> str:
+    """Record how the run ended; return the audit chain head."""
+    return pipeline.finish_run(_settings(overrides), run_id, status, message, summary)

@@ -35,6 +35,11 @@ def test_run_status_and_verify_audit_from_the_command_line(
     assert main(["status", order_id, "--db", str(db)]) == 0
     out = capsys.readouterr().out
     assert f"order {order_id}" in out and "promised" in out and "why: rank" in out
+    assert main(["explain", order_id, "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "open lines for" in out and "in drawing order" in out and "rule:" in out
+    assert main(["explain", order_id, "99", "--db", str(db)]) == 1
+    assert "no such open or recent line" in capsys.readouterr().err
     assert main(["verify-audit", "--db", str(db)]) == 0
     assert "intact" in capsys.readouterr().out
 
