@@ -218,15 +218,36 @@ def communicate_stage(
     sender: outbox.Sender | None = None,
 ) -> dict[str, Any]:
     """Queue the messages the changes deserve; send them unless dry-run or no API key."""
+    from backorders.domain.messages import Policy
+
     dry = dry_run or not settings.sending_enabled
     with store.connect(settings.db) as con:
-        q = outbox.queue_messages(con, run_id=run_id, now=utcnow(), dry_run=dry)
-        progress(f"outbox: {q.queued} queued, {q.suppressed} suppressed {q.by_kind}")
+        q = outbox.queue_messages(
+            con,
+            run_id=run_id,
+            now=utcnow(),
+            dry_run=dry,
+            policy=Policy(settings.delay_apology_days, settings.max_wait_days),
+            discount_code=settings.discount_code,
+        )
+        progress(
+            f"outbox: {q.queued} queued, {q.suppressed} suppressed {q.by_kind} "
+            f"in {q.emails} emails"
+        )
         sent: dict[str, int] = {}
         if not dry:
             if sender is None:
                 sender = make_sender(settings)
-            r = outbox.send_pending(con, sender, run_id=run_id, now=utcnow, progress=progress)
+            r = outbox.send_pending(
+                con,
+                sender,
+                run_id=run_id,
+                now=utcnow,
+                progress=progress,
+                batch_size=settings.send_batch_size,
+                concurrency=settings.send_concurrency,
+                retry_budget=settings.send_retry_budget,
+            )
             sent = asdict(r)
     return {
         "queued": q.queued,

@@ -2,20 +2,30 @@
 
 A message's key is deterministic (domain.messages.message_key), so a rerun, a
 retry or a crash can only find the row already there, never add a second one.
-Sending moves a row pending -> sending (committed before the request goes out)
--> sent | failed. A row found in `sending` at the start of a send belongs to a
-process that stopped mid-request: SendGrid may or may not have it, and SendGrid
-has no idempotency key, so it is not resent blindly; it is marked failed with
-that explanation for a person to check (docs/emails.md).
+Queueing is derived from line_status against what the outbox already told, so it
+is crash-safe: a run that dies after allocating and before queueing leaves the
+same candidates for the next run (docs/emails.md).
+
+One customer's new messages of one run travel in one email (outbox_emails); the
+messages of an email always share their status. Sending moves an email's rows
+pending -> sending (committed before the request goes out) -> sent | failed, many
+emails per request (personalizations) and a few requests at a time. A row found
+in `sending` at the start of a send belongs to a process that stopped mid-request:
+SendGrid may or may not have it, and SendGrid has no idempotency key, so it is not
+resent; it is marked failed with failure = 'unknown' for a person to check.
+A 'transient' failure (SendGrid surely did not accept it) is retried by later
+passes until its attempts reach the retry budget.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,11 +35,16 @@ import pyarrow as pa
 from backorders.adapters import audit, store
 from backorders.domain.email import OutgoingEmail, SendOutcome, is_deliverable_address
 from backorders.domain.messages import (
+    History,
+    Layout,
     LineView,
     MessageKind,
     OrderState,
+    Policy,
+    Rendered,
     Templates,
     choose_message,
+    compose,
     message_key,
     order_state,
     render,
@@ -38,24 +53,34 @@ from backorders.settings import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
 TEMPLATE_DIR = PROJECT_ROOT / "config" / "templates"
+MAX_MESSAGES_PER_EMAIL = 100  # custom_args (message_keys) are capped at 10,000 bytes
 
 
 class Sender(Protocol):
-    """Anything that sends one email and says what happened (SendGridSender, or a fake)."""
+    """Anything that sends emails and says what happened to each (SendGridSender, a fake)."""
 
-    def send(self, email: OutgoingEmail) -> SendOutcome:
-        """Send one email."""
+    def send_batch(self, emails: Sequence[OutgoingEmail]) -> list[SendOutcome]:
+        """Send these emails (in as few requests as it likes); one outcome per email."""
         ...
 
 
 def load_templates(folder: Path = TEMPLATE_DIR) -> dict[str, Templates]:
-    """Read config/templates/<kind>.toml for every kind."""
+    """Read config/templates/<kind>.toml for every kind (files starting with _ are not kinds)."""
     out = {}
     for p in sorted(folder.glob("*.toml")):
+        if p.name.startswith("_"):
+            continue
         with p.open("rb") as fh:
             d = tomllib.load(fh)
         out[p.stem] = Templates(d["subject"], d["text"].strip() + "\n", d["html"].strip() + "\n")
     return out
+
+
+def load_layout(folder: Path = TEMPLATE_DIR) -> Layout:
+    """Read config/templates/_layout.toml: greeting, sections, sign-off."""
+    with (folder / "_layout.toml").open("rb") as fh:
+        d = tomllib.load(fh)
+    return Layout(d["subject_many"], d["text"].strip() + "\n", d["html"].strip() + "\n")
 
 
 @dataclass
@@ -65,20 +90,55 @@ class QueueResult:
     queued: int
     suppressed: int
     by_kind: dict[str, int]
+    emails: int = 0
+
+
+_REASONS = {
+    "not_backorderable": "an item in your order is no longer available and cannot be backordered",
+    "backordered": "your order would take longer to arrive than we think is fair to ask",
+}
+
+
+@dataclass
+class _Msg:
+    key: str
+    customer_id: str
+    order_id: str
+    kind: str
+    status: str
+    reason: str | None
+    to_email: str
+    to_name: str | None
+    section: Rendered
+    alone: Rendered
+    state: str
 
 
 def queue_messages(
-    con: duckdb.DuckDBPyConnection, *, run_id: str, now: datetime, dry_run: bool
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    now: datetime,
+    dry_run: bool,
+    policy: Policy | None = None,
+    discount_code: str = "",
+    today: date | None = None,
 ) -> QueueResult:
     """Queue the messages that this run's changes deserve (idempotent by message key)."""
-    templates = load_templates()
-    rows = store.run(con, "outbox/order_candidates").fetchall()
+    templates, layout = load_templates(), load_layout()
+    policy = policy or Policy()
+    today = today or now.date()
+    rows = store.run(
+        con,
+        "outbox/order_candidates",
+        {"today": today, "max_wait_days": policy.max_wait_days},
+    ).fetchall()
     cols = [d[0] for d in con.description or []]
     orders: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         rec = dict(zip(cols, r, strict=True))
         orders.setdefault(rec["order_id"], []).append(rec)
-    out: dict[str, list[Any]] = {k: [] for k in _OUTBOX_COLS}
+    msgs: list[_Msg] = []
     for order_id, recs in orders.items():
         first = recs[0]
         lines = [
@@ -95,16 +155,22 @@ def queue_messages(
         ]
         state = order_state(lines)
         prev = OrderState.from_json(first["previous_state"]) if first["previous_state"] else None
-        kind: MessageKind | None = choose_message(prev, state)
+        history = History(
+            first["first_promised_date"], first["apologized"], first["cancellation_offered"]
+        )
+        kind: MessageKind | None = choose_message(
+            prev, state, history=history, policy=policy, placed_on=first["placed_on"], today=today
+        )
         if kind is None:
             continue
-        msg = render(
+        section = render(
             templates[kind],
             customer_name=first["customer_name"],
             order_id=order_id,
             state=state,
             lines=lines,
             locale=first["locale"],
+            extra={"discount_code": discount_code, "reason": _REASONS.get(state.condition, "")},
         )
         status, reason = "pending", None
         if not first["email_opt_in"]:
@@ -113,59 +179,99 @@ def queue_messages(
             status, reason = "suppressed", "not a deliverable email address"
         elif dry_run:
             status, reason = "suppressed", "dry run: rendered and recorded, not sent"
-        key = message_key(first["customer_id"], order_id, kind, state)
-        for col, val in (
-            ("message_key", key),
-            ("customer_id", first["customer_id"]),
-            ("order_id", order_id),
-            ("kind", kind),
-            ("status", status),
-            ("last_error", reason),
-            ("to_email", first["email"]),
-            ("subject", msg.subject),
-            ("body_text", msg.text),
-            ("body_html", msg.html),
-            ("state", state.to_json()),
-        ):
-            out[col].append(val)
-    batch = pa.table(out, schema=_OUTBOX_SCHEMA)  # noqa: F841  (scanned by DuckDB below)
+        msgs.append(
+            _Msg(
+                key=message_key(first["customer_id"], order_id, kind, state),
+                customer_id=first["customer_id"],
+                order_id=order_id,
+                kind=kind,
+                status=status,
+                reason=reason,
+                to_email=first["email"],
+                to_name=first["customer_name"],
+                section=section,
+                alone=compose(
+                    layout, customer_name=first["customer_name"], parts=[(order_id, section)]
+                ),
+                state=state.to_json(),
+            )
+        )
     with store.transaction(con):
-        con.execute(
-            "create or replace temp table _new_msgs as select b.* from batch b "
-            "anti join outbox o using (message_key)"
-        )
-        con.execute(
-            "insert into outbox (message_key, customer_id, order_id, kind, status, attempts, "
-            "last_error, created_at, run_id, to_email, subject, body_text, body_html, state) "
-            "select message_key, customer_id, order_id, kind, status, 0, last_error, $now, $run, "
-            "to_email, subject, body_text, body_html, state::json from _new_msgs",
-            {"now": now, "run": run_id},
-        )
-        new = con.execute(
-            "select message_key, order_id, kind, status, last_error from _new_msgs order by 1"
-        ).fetchall()
+        new = _not_yet_queued(con, msgs)
+        emails = _group_into_emails(new, layout)
+        _insert(con, new, emails, now=now, run_id=run_id)
         audit.append(
             con,
             run_id,
             [
                 audit.AuditEvent(
-                    "message_" + ("queued" if st == "pending" else "suppressed"),
+                    "message_" + ("queued" if m.status == "pending" else "suppressed"),
                     "message",
-                    key,
-                    {"order_id": oid, "kind": kind_, "reason": err},
+                    m.key,
+                    {
+                        "order_id": m.order_id,
+                        "kind": m.kind,
+                        "reason": m.reason,
+                        "email_key": email_key,
+                    },
                 )
-                for key, oid, kind_, st, err in new
+                for email_key, (_, members) in emails.items()
+                for m in members
             ],
             logged_at=now,
         )
     by_kind: dict[str, int] = {}
-    for _, _, kind_, _, _ in new:
-        by_kind[kind_] = by_kind.get(kind_, 0) + 1
-    suppressed = sum(1 for *_, st, _ in new if st == "suppressed")
-    return QueueResult(queued=len(new) - suppressed, suppressed=suppressed, by_kind=by_kind)
+    for m in new:
+        by_kind[m.kind] = by_kind.get(m.kind, 0) + 1
+    suppressed = sum(1 for m in new if m.status == "suppressed")
+    return QueueResult(
+        queued=len(new) - suppressed, suppressed=suppressed, by_kind=by_kind, emails=len(emails)
+    )
 
 
-_OUTBOX_COLS = (
+def _not_yet_queued(con: duckdb.DuckDBPyConnection, msgs: list[_Msg]) -> list[_Msg]:
+    """The messages whose key is not in the outbox yet (a rerun finds them there)."""
+    keys = pa.table({"message_key": [m.key for m in msgs]})  # noqa: F841  (DuckDB scans it)
+    there = {
+        k
+        for (k,) in con.execute(
+            "select o.message_key from outbox o semi join keys k using (message_key)"
+        ).fetchall()
+    }
+    return sorted((m for m in msgs if m.key not in there), key=lambda m: (m.customer_id, m.key))
+
+
+def email_key_for(message_keys: Sequence[str]) -> str:
+    """The key of an email: its message's key, or a hash of the keys it combines."""
+    if len(message_keys) == 1:
+        return message_keys[0]
+    raw = "\x1f".join(sorted(message_keys))
+    return "e" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:31]
+
+
+def _group_into_emails(msgs: list[_Msg], layout: Layout) -> dict[str, tuple[Rendered, list[_Msg]]]:
+    """One email per customer (and status) for this run's messages, in key order."""
+    groups: dict[tuple[str, str], list[_Msg]] = {}
+    for m in msgs:
+        groups.setdefault((m.customer_id, m.status), []).append(m)
+    out: dict[str, tuple[Rendered, list[_Msg]]] = {}
+    for members in groups.values():
+        members.sort(key=lambda m: m.order_id)
+        for i in range(0, len(members), MAX_MESSAGES_PER_EMAIL):
+            part = members[i : i + MAX_MESSAGES_PER_EMAIL]
+            if len(part) == 1:
+                rendered = part[0].alone
+            else:
+                rendered = compose(
+                    layout,
+                    customer_name=part[0].to_name,
+                    parts=[(m.order_id, m.section) for m in part],
+                )
+            out[email_key_for([m.key for m in part])] = (rendered, part)
+    return out
+
+
+_MSG_COLS = (
     "message_key",
     "customer_id",
     "order_id",
@@ -177,17 +283,95 @@ _OUTBOX_COLS = (
     "body_text",
     "body_html",
     "state",
+    "email_key",
 )
-_OUTBOX_SCHEMA = pa.schema([(c, pa.string()) for c in _OUTBOX_COLS])
+_EMAIL_COLS = (
+    "email_key",
+    "customer_id",
+    "to_email",
+    "to_name",
+    "subject",
+    "body_text",
+    "body_html",
+)
+
+
+def _insert(
+    con: duckdb.DuckDBPyConnection,
+    new: list[_Msg],
+    emails: dict[str, tuple[Rendered, list[_Msg]]],
+    *,
+    now: datetime,
+    run_id: str,
+) -> None:
+    """Insert the messages and their emails (inside the caller's transaction)."""
+    email_of = {m.key: ek for ek, (_, members) in emails.items() for m in members}
+    msg_rows = pa.table(  # noqa: F841  (scanned by DuckDB below)
+        {
+            "message_key": [m.key for m in new],
+            "customer_id": [m.customer_id for m in new],
+            "order_id": [m.order_id for m in new],
+            "kind": [m.kind for m in new],
+            "status": [m.status for m in new],
+            "last_error": [m.reason for m in new],
+            "to_email": [m.to_email for m in new],
+            "subject": [m.alone.subject for m in new],
+            "body_text": [m.alone.text for m in new],
+            "body_html": [m.alone.html for m in new],
+            "state": [m.state for m in new],
+            "email_key": [email_of[m.key] for m in new],
+        },
+        schema=pa.schema([(c, pa.string()) for c in _MSG_COLS]),
+    )
+    email_rows = pa.table(  # noqa: F841  (scanned by DuckDB below)
+        {
+            "email_key": list(emails),
+            "customer_id": [ms[0].customer_id for _, ms in emails.values()],
+            "to_email": [ms[0].to_email for _, ms in emails.values()],
+            "to_name": [ms[0].to_name for _, ms in emails.values()],
+            "subject": [r.subject for r, _ in emails.values()],
+            "body_text": [r.text for r, _ in emails.values()],
+            "body_html": [r.html for r, _ in emails.values()],
+            "kinds": [sorted({m.kind for m in ms}) for _, ms in emails.values()],
+            "message_keys": [[m.key for m in ms] for _, ms in emails.values()],
+        },
+        schema=pa.schema(
+            [
+                *[(c, pa.string()) for c in _EMAIL_COLS],
+                ("kinds", pa.list_(pa.string())),
+                ("message_keys", pa.list_(pa.string())),
+            ]
+        ),
+    )
+    con.execute(
+        "insert into outbox (message_key, customer_id, order_id, kind, status, attempts, "
+        "last_error, created_at, run_id, to_email, subject, body_text, body_html, state, "
+        "email_key) select message_key, customer_id, order_id, kind, status, 0, last_error, "
+        "$now, $run, to_email, subject, body_text, body_html, state::json, email_key "
+        "from msg_rows",
+        {"now": now, "run": run_id},
+    )
+    con.execute(
+        "insert into outbox_emails select email_key, customer_id, to_email, to_name, subject, "
+        "body_text, body_html, kinds, message_keys, $now from email_rows "
+        "anti join outbox_emails using (email_key)",
+        {"now": now},
+    )
 
 
 @dataclass
 class SendResult:
-    """What one send pass did."""
+    """What one send pass did, counted in messages (outbox rows)."""
 
     sent: int = 0
     failed: int = 0
     unknown: int = 0
+
+
+@dataclass
+class _Batch:
+    emails: list[OutgoingEmail]
+    keys: list[str] = field(default_factory=list)  # email keys
 
 
 def send_pending(
@@ -197,77 +381,182 @@ def send_pending(
     run_id: str,
     now: Callable[[], datetime],
     progress: Callable[[str], None] = log.info,
+    batch_size: int = 500,
+    concurrency: int = 4,
+    retry_budget: int = 20,
 ) -> SendResult:
-    """Send every pending message once; record each outcome and audit it."""
+    """Send every pending email once (and retry transient failures); record and audit each.
+
+    Up to `concurrency` requests of up to `batch_size` emails are in flight; each batch is
+    marked `sending` in one transaction before its request and its outcomes recorded in
+    one transaction after, so a crash leaves at most `concurrency` batches in doubt.
+    """
     result = SendResult()
+    _mark_unknown_left_sending(con, run_id=run_id, now=now())
+    todo = _load_sendable(con, retry_budget)
+    batches = [_Batch(todo[i : i + batch_size]) for i in range(0, len(todo), batch_size)]
+    for b in batches:
+        b.keys = [e.message_key for e in b.emails]
+    total = sum(len(e.carries) for e in todo)
+    done = 0
+    pending_batches = iter(batches)
+    inflight: dict[Future[list[SendOutcome]], _Batch] = {}
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="send") as pool:
+
+        def submit_next() -> None:
+            batch = next(pending_batches, None)
+            if batch is None:
+                return
+            with store.transaction(con):
+                _set_sending(con, batch.keys)
+            inflight[pool.submit(_send_safely, sender, batch.emails)] = batch
+
+        for _ in range(max(1, concurrency)):
+            submit_next()
+        while inflight:
+            finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                batch = inflight.pop(fut)
+                counts = _record(con, batch, fut.result(), run_id=run_id, now=now())
+                result.sent += counts.sent
+                result.failed += counts.failed
+                result.unknown += counts.unknown
+                done += sum(len(e.carries) for e in batch.emails)
+                progress(f"sent {done}/{total} messages")
+                submit_next()
+    return result
+
+
+def _send_safely(sender: Sender, emails: list[OutgoingEmail]) -> list[SendOutcome]:
+    """The sender's outcomes; an unexpected error makes the whole batch 'unknown'."""
+    try:
+        return sender.send_batch(emails)
+    except Exception as exc:  # a bug or an odd transport error: the request may be out
+        log.exception("send_batch raised; treating the batch's outcome as unknown")
+        error = f"sender raised {type(exc).__name__}; outcome unknown"
+        return [SendOutcome(e.message_key, "unknown", None, error, 1) for e in emails]
+
+
+def _mark_unknown_left_sending(
+    con: duckdb.DuckDBPyConnection, *, run_id: str, now: datetime
+) -> None:
+    """Rows left `sending` by a stopped process: failed/unknown, never resent automatically."""
     with store.transaction(con):
         stuck = con.execute(
-            "update outbox set status = 'failed', last_error = 'outcome unknown: the sending "
-            "process stopped mid-request; not resent automatically (SendGrid has no idempotency "
-            "key): check SendGrid activity for this message_key, then requeue if needed' "
-            "where status = 'sending' returning message_key"
+            "update outbox set status = 'failed', failure = 'unknown', last_error = 'outcome "
+            "unknown: the sending process stopped mid-request; not resent automatically "
+            "(SendGrid has no idempotency key): check SendGrid activity for this message_key, "
+            "then requeue if needed' where status = 'sending' returning message_key, email_key"
         ).fetchall()
         audit.append(
             con,
             run_id,
-            [audit.AuditEvent("message_outcome_unknown", "message", k, {}) for (k,) in stuck],
-            logged_at=now(),
+            [
+                audit.AuditEvent("message_outcome_unknown", "message", k, {"email_key": ek})
+                for k, ek in sorted(stuck)
+            ],
+            logged_at=now,
         )
-    pending = con.execute(
-        "select message_key, to_email, c.name, subject, body_text, body_html, kind "
-        "from outbox o join customers c using (customer_id) "
-        "where o.status = 'pending' order by o.created_at, o.message_key"
+
+
+def _load_sendable(con: duckdb.DuckDBPyConnection, retry_budget: int) -> list[OutgoingEmail]:
+    """Emails with a pending message, or a transient failure still within the budget."""
+    rows = con.execute(
+        "with todo as (select email_key, min(created_at) as created_at from outbox "
+        "where status = 'pending' or (status = 'failed' and failure = 'transient' "
+        "and attempts < $budget) group by email_key) "
+        "select e.email_key, e.to_email, e.to_name, e.subject, e.body_text, e.body_html, "
+        "e.kinds, e.message_keys from todo t join outbox_emails e using (email_key) "
+        "order by t.created_at, e.email_key",
+        {"budget": retry_budget},
     ).fetchall()
-    for i, (key, to_email, name, subject, text, html_, kind) in enumerate(pending, 1):
-        with store.transaction(con):
-            con.execute(
-                "update outbox set status = 'sending', attempts = attempts + 1 "
-                "where message_key = $k",
-                {"k": key},
-            )
-        outcome = sender.send(
-            OutgoingEmail(key, to_email, name, subject, text, html_, categories=(kind,))
+    return [
+        OutgoingEmail(
+            key,
+            to_email,
+            name,
+            subject,
+            text,
+            html_,
+            categories=tuple(kinds) if len(kinds) == 1 else ("combined",),
+            carries=tuple(mkeys),
         )
-        status = {"sent": "sent", "failed": "failed", "unknown": "failed"}[outcome.status]
-        error = outcome.error
-        if outcome.status == "unknown":
-            result.unknown += 1
-            error = f"outcome unknown, not resent automatically: {outcome.error}"
-        elif outcome.status == "sent":
-            result.sent += 1
+        for key, to_email, name, subject, text, html_, kinds, mkeys in rows
+    ]
+
+
+def _set_sending(con: duckdb.DuckDBPyConnection, email_keys: list[str]) -> None:
+    """Mark a batch's messages `sending` (one more attempt) before its request goes out."""
+    con.execute(
+        "update outbox set status = 'sending', failure = null, attempts = attempts + 1 "
+        "where email_key in (select unnest($k::varchar[]))",
+        {"k": email_keys},
+    )
+
+
+_STATUS = {"sent": "sent", "failed": "failed", "unknown": "failed"}
+
+
+def _record(
+    con: duckdb.DuckDBPyConnection,
+    batch: _Batch,
+    outcomes: list[SendOutcome],
+    *,
+    run_id: str,
+    now: datetime,
+) -> SendResult:
+    """Record a batch's outcomes and audit each message, in one transaction."""
+    counts = SendResult()
+    carried = {e.message_key: e.carries for e in batch.emails}
+    cols: dict[str, list[Any]] = {k: [] for k in ("ek", "s", "f", "pid", "e", "a")}
+    events: list[audit.AuditEvent] = []
+    for o in outcomes:
+        status = _STATUS[o.status]
+        failure = None
+        error = o.error
+        if o.status == "unknown":
+            failure = "unknown"
+            error = f"outcome unknown, not resent automatically: {o.error}"
+        elif o.status == "failed":
+            failure = "transient" if o.retryable else "permanent"
+        n = len(carried[o.message_key])
+        if o.status == "sent":
+            counts.sent += n
+        elif o.status == "unknown":
+            counts.unknown += n
         else:
-            result.failed += 1
-        with store.transaction(con):
-            con.execute(
-                "update outbox set status = $s, provider_message_id = $pid, last_error = $e, "
-                "attempts = attempts - 1 + $a, sent_at = case when $s = 'sent' then $t end "
-                "where message_key = $k",
-                {
-                    "s": status,
-                    "pid": outcome.provider_message_id,
-                    "e": error,
-                    "a": outcome.attempts,
-                    "t": now(),
-                    "k": key,
-                },
-            )
-            audit.append(
-                con,
-                run_id,
-                [
-                    audit.AuditEvent(
-                        f"message_{status}",
-                        "message",
-                        key,
-                        {
-                            "provider_message_id": outcome.provider_message_id,
-                            "attempts": outcome.attempts,
-                            "error": error,
-                        },
-                    )
-                ],
-                logged_at=now(),
-            )
-        if i % 100 == 0 or i == len(pending):
-            progress(f"sent {i}/{len(pending)} messages")
-    return result
+            counts.failed += n
+        for col, val in zip(
+            cols,
+            (o.message_key, status, failure, o.provider_message_id, error, o.attempts),
+            strict=True,
+        ):
+            cols[col].append(val)
+        event = "message_outcome_unknown" if o.status == "unknown" else f"message_{status}"
+        details = {
+            "provider_message_id": o.provider_message_id,
+            "attempts": o.attempts,
+            "error": error,
+            "email_key": o.message_key,
+        }
+        if failure:
+            details["failure"] = failure
+        events.extend(
+            audit.AuditEvent(event, "message", k, details) for k in carried[o.message_key]
+        )
+    res = pa.table(  # noqa: F841  (scanned by DuckDB below)
+        cols,
+        schema=pa.schema(
+            [*[(c, pa.string()) for c in ("ek", "s", "f", "pid", "e")], ("a", pa.int64())]
+        ),
+    )
+    with store.transaction(con):
+        con.execute(
+            "update outbox set status = r.s, failure = r.f, provider_message_id = r.pid, "
+            "last_error = r.e, attempts = outbox.attempts - 1 + r.a, "
+            "sent_at = case when r.s = 'sent' then $t end "
+            "from res r where outbox.email_key = r.ek",
+            {"t": now},
+        )
+        audit.append(con, run_id, sorted(events, key=lambda ev: ev.entity_id), logged_at=now)
+    return counts

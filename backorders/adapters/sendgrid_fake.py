@@ -38,6 +38,8 @@ MAX_RECIPIENTS = 1000
 MAX_CATEGORIES = 10
 MAX_BODY_BYTES = 30 * 1024 * 1024  # SendGrid's documented total message size limit
 RATE_LIMIT = 600
+MAX_CUSTOM_ARGS_BYTES = 10_000  # per personalization, as SendGrid documents
+MAX_SUBSTITUTIONS_BYTES = 10_000  # per personalization, as SendGrid documents
 
 _ADDRESS_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;.]{2,}$")
 
@@ -84,6 +86,7 @@ def _validate_personalizations(payload: dict[str, Any], errors: list[dict[str, A
         )
         return
     total = 0
+    limit_sub = MAX_SUBSTITUTIONS_BYTES
     for i, p in enumerate(pers):
         if not isinstance(p, dict):
             errors.append(_error("Personalization must be an object.", f"personalizations.{i}"))
@@ -128,6 +131,31 @@ def _validate_personalizations(payload: dict[str, Any], errors: list[dict[str, A
                 seen.add(addr)
         if "subject" in p and not isinstance(p["subject"], str):
             errors.append(_error("The subject must be a string.", f"personalizations.{i}.subject"))
+        elif isinstance(p.get("subject"), str) and ("\r" in p["subject"] or "\n" in p["subject"]):
+            errors.append(
+                _error("The subject may not contain line breaks.", f"personalizations.{i}.subject")
+            )
+        for field, limit in (("custom_args", MAX_CUSTOM_ARGS_BYTES), ("substitutions", limit_sub)):
+            block = p.get(field)
+            if block is None:
+                continue
+            if not isinstance(block, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in block.items()
+            ):
+                errors.append(
+                    _error(
+                        f"The {field} must be an object of string values.",
+                        f"personalizations.{i}.{field}",
+                    )
+                )
+            elif sum(len(k.encode()) + len(v.encode()) for k, v in block.items()) > limit:
+                errors.append(
+                    _error(
+                        f"The total size of {field} may not exceed {limit} bytes per "
+                        "personalization.",
+                        f"personalizations.{i}.{field}",
+                    )
+                )
     if total > MAX_RECIPIENTS:
         errors.append(
             _error(
@@ -483,15 +511,49 @@ class FakeSendGrid:
             return self._requests_seen
 
     def received_keys(self) -> collections.Counter[str]:
-        """``custom_args.message_key`` -> number of times accepted (per personalization)."""
-        counts: collections.Counter[str] = collections.Counter()
+        """Outbox message key -> number of times accepted (per personalization).
+
+        An email that combines several messages counts once for each key it carries.
+        """
+        return collections.Counter(k for d in self.deliveries() for k in d["message_keys"])
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        """One entry per accepted personalization, as the recipient would get it.
+
+        Each has ``message_key`` (the personalization's custom_args over the top-level
+        ones), ``message_keys`` (the outbox messages it carries: ``custom_args.message_keys``
+        split on commas, else the message_key), ``to``, ``subject``, ``text``, ``html`` (substitutions applied, as SendGrid
+        does) and ``x_message_id``.
+        """
+        out: list[dict[str, Any]] = []
         for message in self.messages:
-            top = message.get("custom_args") or {}
+            top_args = message.get("custom_args") or {}
+            content = {c.get("type"): c.get("value", "") for c in message.get("content") or []}
             for p in message.get("personalizations", []):
-                key = (p.get("custom_args") or {}).get("message_key") or top.get("message_key")
-                if key:
-                    counts[key] += 1
-        return counts
+                args = {**top_args, **(p.get("custom_args") or {})}
+                key = args.get("message_key")
+                carried = args.get("message_keys")
+                keys = carried.split(",") if carried else ([key] if key else [])
+                subs = p.get("substitutions") or {}
+                body = {}
+                for mime, value in content.items():
+                    for tag, sub in subs.items():
+                        value = value.replace(tag, sub)
+                    body[mime] = value
+                out.append(
+                    {
+                        "message_key": key,
+                        "message_keys": keys,
+                        "to": [r.get("email") for r in p.get("to", [])],
+                        "subject": p.get("subject", message.get("subject")),
+                        "text": body.get("text/plain"),
+                        "html": body.get("text/html"),
+                        "template_id": message.get("template_id"),
+                        "dynamic_template_data": p.get("dynamic_template_data"),
+                        "x_message_id": message["x_message_id"],
+                    }
+                )
+        return out
 
     # -- fault injection -----------------------------------------------------------------
     def fail_next(self, n: int, mode: str) -> None:

@@ -31,7 +31,7 @@ import random
 import re
 import time
 import urllib.error
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from python_http_client.exceptions import HTTPError as SendGridHTTPError
@@ -45,7 +45,13 @@ from backorders.domain.email import (
     safe_header_value,
 )
 
-__all__ = ["SendGridSender", "build_mail_payload"]
+__all__ = [
+    "MAX_PERSONALIZATIONS",
+    "SendGridSender",
+    "build_batch_payload",
+    "build_mail_payload",
+    "fits_substitutions",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -90,11 +96,7 @@ def build_mail_payload(
     sandbox: bool = False,
 ) -> dict[str, Any]:
     """Build the v3 Mail Send JSON body for one e-mail (one personalization)."""
-    to: dict[str, str] = {"email": email.to_email}
-    if email.to_name:
-        name = safe_header_value(email.to_name)
-        if name:
-            to["name"] = name
+    to = _recipient(email)
     sender: dict[str, str] = {"email": from_email}
     if from_name:
         name = safe_header_value(from_name)
@@ -111,7 +113,7 @@ def build_mail_payload(
         "from": sender,
         "subject": safe_header_value(email.subject),
         "content": content,
-        "custom_args": {"message_key": email.message_key},
+        "custom_args": email.custom_args(),
     }
     categories = list(dict.fromkeys(c for c in map(safe_header_value, email.categories) if c))
     if categories:
@@ -119,6 +121,88 @@ def build_mail_payload(
     if sandbox:
         payload["mail_settings"] = {"sandbox_mode": {"enable": True}}
     return payload
+
+
+MAX_PERSONALIZATIONS = 1000  # SendGrid's limit per request
+MAX_SUBSTITUTION_BYTES = 10_000  # SendGrid's limit per personalization
+TEXT_TAG = "%bo_text%"
+HTML_TAG = "%bo_html%"
+_TAG_PREFIX = "%bo_"
+
+
+def fits_substitutions(email: OutgoingEmail) -> bool:
+    """True when the email's bodies can travel as substitutions of a shared content block."""
+    if not email.text or not email.html:
+        return False
+    if _TAG_PREFIX in email.text or _TAG_PREFIX in email.html:
+        return False  # a tag inside a value could be substituted again
+    size = sum(len(s.encode("utf-8")) for s in (TEXT_TAG, email.text, HTML_TAG, email.html))
+    return size <= MAX_SUBSTITUTION_BYTES
+
+
+def _recipient(email: OutgoingEmail) -> dict[str, str]:
+    to: dict[str, str] = {"email": email.to_email}
+    if email.to_name:
+        name = safe_header_value(email.to_name)
+        if name:
+            to["name"] = name
+    return to
+
+
+def build_batch_payload(
+    emails: Sequence[OutgoingEmail],
+    *,
+    from_email: str,
+    from_name: str | None = None,
+    sandbox: bool = False,
+) -> dict[str, Any]:
+    """One v3 Mail Send body for many emails: one personalization each.
+
+    Each personalization carries its own recipient, subject, ``custom_args.message_key``
+    and its bodies as substitutions of the shared content block; the emails must share
+    their categories (a top-level field) and fit ``fits_substitutions``.
+    """
+    if not 1 <= len(emails) <= MAX_PERSONALIZATIONS:
+        raise ValueError(f"a request carries 1 to {MAX_PERSONALIZATIONS} personalizations")
+    sender: dict[str, str] = {"email": from_email}
+    if from_name:
+        name = safe_header_value(from_name)
+        if name:
+            sender["name"] = name
+    payload: dict[str, Any] = {
+        "personalizations": [
+            {
+                "to": [_recipient(e)],
+                "subject": safe_header_value(e.subject),
+                "custom_args": e.custom_args(),
+                "substitutions": {TEXT_TAG: e.text, HTML_TAG: e.html},
+            }
+            for e in emails
+        ],
+        "from": sender,
+        "content": [
+            {"type": "text/plain", "value": TEXT_TAG},
+            {"type": "text/html", "value": HTML_TAG},
+        ],
+    }
+    categories = list(dict.fromkeys(c for c in map(safe_header_value, emails[0].categories) if c))
+    if categories:
+        payload["categories"] = categories
+    if sandbox:
+        payload["mail_settings"] = {"sandbox_mode": {"enable": True}}
+    return payload
+
+
+def _by_categories(emails: Sequence[OutgoingEmail]) -> list[list[OutgoingEmail]]:
+    groups: dict[tuple[str, ...], list[OutgoingEmail]] = {}
+    for e in emails:
+        groups.setdefault(e.categories, []).append(e)
+    return list(groups.values())
+
+
+def _chunks(items: Sequence[OutgoingEmail], size: int) -> Iterator[Sequence[OutgoingEmail]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 def _sendgrid_error_text(body: bytes | str | None) -> str:
@@ -207,6 +291,53 @@ class SendGridSender:
         payload = build_mail_payload(
             email, from_email=self._from_email, from_name=self._from_name, sandbox=self._sandbox
         )
+        status, message_id, error, attempts = self._deliver(payload, email.message_key)
+        return self._outcome(email, status, message_id, error, attempts)
+
+    def send_batch(self, emails: Sequence[OutgoingEmail]) -> list[SendOutcome]:
+        """Send many emails in as few requests as possible (one personalization each).
+
+        SendGrid accepts or rejects a request whole, so every email of one request shares
+        its outcome. Bodies travel as per-personalization substitutions of one shared
+        content block; an email too big for that (SendGrid caps substitutions at 10,000
+        bytes per personalization) goes in a request of its own. A 400 on a request of
+        several emails is split in halves and retried (a 400 means nothing was accepted),
+        so one bad email cannot fail its neighbours.
+        """
+        outcomes: dict[str, SendOutcome] = {}
+        batchable: list[OutgoingEmail] = []
+        for email in emails:
+            problem = self._precheck(email)
+            if problem is not None:
+                outcomes[email.message_key] = self._outcome(email, "failed", None, problem, 0)
+            elif fits_substitutions(email):
+                batchable.append(email)
+            else:
+                outcomes[email.message_key] = self.send(email)
+        for group in _by_categories(batchable):
+            for chunk in _chunks(group, MAX_PERSONALIZATIONS):
+                for outcome in self._send_chunk(chunk):
+                    outcomes[outcome.message_key] = outcome
+        return [outcomes[e.message_key] for e in emails]
+
+    def _send_chunk(self, chunk: Sequence[OutgoingEmail]) -> list[SendOutcome]:
+        """One request for ``chunk``; bisect on a 400 so a bad email fails alone."""
+        if len(chunk) == 1:
+            return [self.send(chunk[0])]
+        payload = build_batch_payload(
+            chunk, from_email=self._from_email, from_name=self._from_name, sandbox=self._sandbox
+        )
+        label = f"{chunk[0].message_key}..(+{len(chunk) - 1})"
+        status, message_id, error, attempts = self._deliver(payload, label)
+        if status == "failed" and error is not None and error.startswith("HTTP 400"):
+            half = len(chunk) // 2
+            return self._send_chunk(chunk[:half]) + self._send_chunk(chunk[half:])
+        return [self._outcome(e, status, message_id, error, attempts) for e in chunk]
+
+    def _deliver(
+        self, payload: dict[str, Any], label: str
+    ) -> tuple[SendStatus, str | None, str | None, int]:
+        """POST one payload with retries; (status, X-Message-Id, error, requests made)."""
         last_error = "no attempt made"
         for attempt in range(1, self._max_attempts + 1):
             try:
@@ -216,7 +347,7 @@ class SendGridSender:
                 detail = _sendgrid_error_text(getattr(exc, "body", None))
                 last_error = f"HTTP {status}" + (f": {detail}" if detail else "")
                 if status != 429 and not 500 <= status <= 599:
-                    return self._outcome(email, "failed", None, last_error, attempt)
+                    return "failed", None, last_error, attempt
                 delay = self._retry_delay(attempt, status, getattr(exc, "headers", None))
             except urllib.error.URLError as exc:
                 # Raised by urllib only while connecting/writing: the request was not
@@ -229,21 +360,25 @@ class SendGridSender:
                     f"no response after sending ({type(exc).__name__}: {exc}); "
                     "SendGrid may or may not have accepted it"
                 )
-                return self._outcome(email, "unknown", None, error, attempt)
+                return "unknown", None, error, attempt
             else:
                 message_id = response.headers.get("X-Message-Id") if response.headers else None
-                return self._outcome(email, "sent", message_id, None, attempt)
+                return "sent", message_id, None, attempt
             if attempt < self._max_attempts:
                 _log.info(
                     "sendgrid retry message_key=%s attempt=%d delay=%.3fs error=%s",
-                    email.message_key,
+                    label,
                     attempt,
                     delay,
                     self._scrub(last_error),
                 )
                 self._sleep(delay)
-        error = f"gave up after {self._max_attempts} attempts: {last_error}"
-        return self._outcome(email, "failed", None, error, self._max_attempts)
+        return (
+            "failed",
+            None,
+            f"gave up after {self._max_attempts} attempts: {last_error}",
+            (self._max_attempts),
+        )
 
     def _post(self, payload: dict[str, Any]) -> Any:
         """POST /v3/mail/send through the official client with an explicit timeout."""
@@ -302,4 +437,5 @@ class SendGridSender:
             provider_message_id=message_id,
             error=error,
             attempts=attempts,
+            retryable=status == "failed" and (error or "").startswith("gave up after"),
         )

@@ -30,6 +30,16 @@ class OutgoingEmail:
     text: str
     html: str
     categories: tuple[str, ...] = ()
+    # The outbox messages this email carries when it combines several (one customer,
+    # several orders); sent as custom_args["message_keys"], comma-separated.
+    carries: tuple[str, ...] = ()
+
+    def custom_args(self) -> dict[str, str]:
+        """The custom_args that identify this email and the messages it carries."""
+        args = {"message_key": self.message_key}
+        if self.carries and self.carries != (self.message_key,):
+            args["message_keys"] = ",".join(self.carries)
+        return args
 
 
 SendStatus = Literal["sent", "failed", "unknown"]
@@ -49,6 +59,9 @@ class SendOutcome:
     provider_message_id: str | None
     error: str | None  # short human reason; never contains credentials
     attempts: int  # HTTP requests made (0 if rejected before any request)
+    # For "failed": True when SendGrid surely did not accept it and a later pass may try
+    # again (429/5xx/not connected until the attempts ran out); False for a 4xx.
+    retryable: bool = False
 
 
 # Characters that never belong in an address we are willing to send to: they either

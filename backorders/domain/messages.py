@@ -12,7 +12,11 @@ from string import Template
 from typing import Literal
 
 MessageKind = Literal[
-    "backorder_confirmed", "promise_changed", "ready_to_ship", "cancellation_offer"
+    "backorder_confirmed",
+    "promise_changed",
+    "delay_apology",
+    "ready_to_ship",
+    "cancellation_offer",
 ]
 OrderCondition = Literal["backordered", "ready", "not_backorderable", "closed"]
 
@@ -68,16 +72,45 @@ def order_state(lines: Sequence[LineView]) -> OrderState:
     return OrderState(cond, promised if cond == "backordered" else None)
 
 
-def choose_message(previous: OrderState | None, current: OrderState) -> MessageKind | None:
+@dataclass(frozen=True)
+class History:
+    """What earlier messages of an order already told: the first date, apology, offer."""
+
+    first_promised_date: date | None = None
+    apologized: bool = False
+    cancellation_offered: bool = False
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When a delay earns an apology, and when a wait earns a cancellation offer."""
+
+    delay_apology_days: int | None = None  # slip past the first promise; None: never
+    max_wait_days: int | None = None  # from order to delivery; None: never
+
+
+def choose_message(
+    previous: OrderState | None,
+    current: OrderState,
+    *,
+    history: History = History(),
+    policy: Policy = Policy(),
+    placed_on: date | None = None,
+    today: date | None = None,
+) -> MessageKind | None:
     """The email a change deserves; None when the customer needs no news."""
     if current.condition == "not_backorderable":
         if previous is None or previous.condition != "not_backorderable":
             return "cancellation_offer"
         return None
     if current.condition == "backordered":
+        if _waits_too_long(current, history, policy, placed_on, today):
+            return "cancellation_offer"
         if previous is None or previous.condition != "backordered":
             return "backorder_confirmed"
         if previous.promised_date != current.promised_date:
+            if _deserves_apology(current, history, policy, today):
+                return "delay_apology"
             return "promise_changed"
         return None
     if (
@@ -87,6 +120,31 @@ def choose_message(previous: OrderState | None, current: OrderState) -> MessageK
     ):
         return "ready_to_ship"
     return None
+
+
+def _waits_too_long(
+    current: OrderState,
+    history: History,
+    policy: Policy,
+    placed_on: date | None,
+    today: date | None,
+) -> bool:
+    """Past the maximum wait (from order to promised date, or to today without a date)."""
+    if policy.max_wait_days is None or history.cancellation_offered or placed_on is None:
+        return False
+    until = current.promised_date or today
+    return until is not None and (until - placed_on).days > policy.max_wait_days
+
+
+def _deserves_apology(
+    current: OrderState, history: History, policy: Policy, today: date | None
+) -> bool:
+    """Once per order: the date slipped past the first promise by the configured days."""
+    first = history.first_promised_date
+    if policy.delay_apology_days is None or history.apologized or first is None:
+        return False
+    until = current.promised_date or today  # a lost date has slipped at least until today
+    return until is not None and (until - first).days >= policy.delay_apology_days
 
 
 def message_key(customer_id: str, order_id: str, kind: MessageKind, state: OrderState) -> str:
@@ -178,14 +236,48 @@ _LINE_STATUS_TEXT = {
     "unpromised": "no date yet",
     "not_backorderable": "no longer available",
 }
+_MAX_SUBSTITUTES_SHOWN = 5
 
 
 def _line_text(ln: LineView, locale: str | None) -> str:
     status = _LINE_STATUS_TEXT.get(ln.status, ln.status).format(
         date=format_date(ln.promised_date, locale)
     )
-    subs = f" (alternatives in stock: {', '.join(ln.substitutes)})" if ln.substitutes else ""
+    shown = ", ".join(ln.substitutes[:_MAX_SUBSTITUTES_SHOWN])
+    subs = f" (alternatives in stock: {shown})" if ln.substitutes else ""
     return f"{ln.qty} x {ln.product_name} [{ln.sku}]: {status}{subs}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The frame around one or more messages: greeting, sections, sign-off."""
+
+    subject_many: str  # subject of an email that combines several orders ($order_ids)
+    text: str  # $customer_name, $sections
+    html: str
+
+
+def compose(
+    layout: Layout,
+    *,
+    customer_name: str | None,
+    parts: Sequence[tuple[str, Rendered]],
+) -> Rendered:
+    """One email for one customer from the rendered sections of one or more orders."""
+    name = customer_name or "customer"
+    text_sep = "\n" + "-" * 40 + "\n\n"
+    if len(parts) == 1:
+        subject = parts[0][1].subject
+    else:
+        ids = ", ".join(dict.fromkeys(order_id for order_id, _ in parts))
+        subject = Template(layout.subject_many).safe_substitute(order_ids=ids)
+    text = Template(layout.text).safe_substitute(
+        customer_name=name, sections=text_sep.join(r.text for _, r in parts)
+    )
+    html_ = Template(layout.html).safe_substitute(
+        customer_name=html.escape(name), sections="<hr>".join(r.html for _, r in parts)
+    )
+    return Rendered(" ".join(subject.split()), text, html_)
 
 
 def render(

@@ -67,8 +67,8 @@ def _queue(con: duckdb.DuckDBPyConnection, keep: int = 40) -> None:
     outbox.queue_messages(con, run_id="r1", now=_now(), dry_run=False)
     con.execute(
         "update outbox set status = 'suppressed', last_error = 'test: not sent' "
-        "where status = 'pending' and message_key not in "
-        "(select message_key from outbox where status = 'pending' order by message_key limit $k)",
+        "where status = 'pending' and email_key not in (select distinct email_key from outbox "
+        "where status = 'pending' order by email_key limit $k)",
         {"k": keep},
     )
 
@@ -140,9 +140,10 @@ def test_message_left_sending_by_a_killed_process_is_not_resent_blindly(
     con: duckdb.DuckDBPyConnection, fake: FakeSendGrid
 ) -> None:
     _queue(con)
-    key = con.execute("select message_key from outbox where status = 'pending' limit 1").fetchone()[
-        0
-    ]
+    key = con.execute(
+        "select message_key from outbox where status = 'pending' and email_key = message_key "
+        "limit 1"
+    ).fetchone()[0]
     con.execute(
         "update outbox set status = 'sending', attempts = 1 where message_key = $k", {"k": key}
     )

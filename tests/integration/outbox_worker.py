@@ -1,0 +1,47 @@
+"""A sending process for the fault tests: `python outbox_worker.py DB URL KEY` sends the outbox.
+
+Run as a real subprocess so that a test can SIGKILL it at any point and start it again.
+Prints one progress line per recorded batch (flushed), then `done sent=.. failed=.. unknown=..`.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from backorders.adapters import outbox, store
+from backorders.adapters.sendgrid_sender import SendGridSender
+
+BATCH_SIZE = 100
+CONCURRENCY = 2
+
+
+def main(db: str, url: str, key: str) -> int:
+    """Send every sendable email of the outbox at `db` through the server at `url`."""
+    sender = SendGridSender(
+        api_key=key,
+        host=url,
+        from_email="care@shop.test",
+        timeout_s=5.0,
+        max_attempts=4,
+        base_backoff_s=0.01,
+        max_backoff_s=0.05,
+    )
+    run_id = f"worker-{datetime.now(UTC):%H%M%S%f}"
+    with store.connect(Path(db)) as con:
+        r = outbox.send_pending(
+            con,
+            sender,
+            run_id=run_id,
+            now=lambda: datetime.now(UTC),
+            progress=lambda line: print(line, flush=True),
+            batch_size=BATCH_SIZE,
+            concurrency=CONCURRENCY,
+        )
+    print(f"done sent={r.sent} failed={r.failed} unknown={r.unknown}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(*sys.argv[1:4]))
