@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     send_timeout_s: float = Field(default=10.0, gt=0)
     send_max_attempts: int = Field(default=5, ge=1)
     send_batch_size: int = Field(default=500, ge=1, le=1000)
-    send_concurrency: int = Field(default=4, ge=1, le=32)
+    send_concurrency: int = Field(default=2, ge=1, le=32)
     send_retry_budget: int = Field(default=20, ge=1)
     delay_apology_days: int | None = Field(default=14, ge=0)
     discount_code: str = "SORRY-FOR-THE-WAIT"

@@ -382,7 +382,7 @@ def send_pending(
     now: Callable[[], datetime],
     progress: Callable[[str], None] = log.info,
     batch_size: int = 500,
-    concurrency: int = 4,
+    concurrency: int = 2,
     retry_budget: int = 20,
 ) -> SendResult:
     """Send every pending email once (and retry transient failures); record and audit each.

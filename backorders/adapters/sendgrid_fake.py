@@ -247,6 +247,16 @@ def validate_mail_send(payload: object) -> list[dict[str, Any]]:
         or not all(isinstance(v, str) for v in custom_args.values())
     ):
         errors.append(_error("Custom args must be an object of string values.", "custom_args"))
+    elif custom_args is not None and (
+        sum(len(k.encode()) + len(v.encode()) for k, v in custom_args.items())
+        > MAX_CUSTOM_ARGS_BYTES
+    ):
+        errors.append(
+            _error(
+                f"The total size of custom_args may not exceed {MAX_CUSTOM_ARGS_BYTES} bytes.",
+                "custom_args",
+            )
+        )
 
     categories = payload.get("categories")
     if categories is not None:

@@ -537,3 +537,68 @@ def test_fake_runs_as_standalone_process_and_prints_url(
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+
+def test_batch_goes_in_one_request_with_one_personalization_per_email(
+    fake: FakeSendGrid, make_sender: SenderFactory
+) -> None:
+    emails = [
+        an_email(
+            f"k{i}",
+            to_email=f"c{i}@example.org",
+            subject=f"S{i}",
+            text=f"text {i}",
+            html=f"<p>{i}</p>",
+        )
+        for i in range(5)
+    ]
+
+    outcomes = make_sender().send_batch(emails)
+
+    assert fake.requests_seen == 1
+    assert [o.status for o in outcomes] == ["sent"] * 5
+    got = {d["message_key"]: d for d in fake.deliveries()}
+    assert got["k3"]["subject"] == "S3" and got["k3"]["text"] == "text 3"
+    assert got["k3"]["html"] == "<p>3</p>" and got["k3"]["to"] == ["c3@example.org"]
+
+
+def test_email_too_big_for_substitutions_goes_in_a_request_of_its_own(
+    fake: FakeSendGrid, make_sender: SenderFactory
+) -> None:
+    emails = [an_email(f"k{i}", to_email=f"c{i}@example.org") for i in range(6)]
+    big = OutgoingEmail("k-big", "x@example.org", None, "s", "t" * 6000, "h" * 5000)
+
+    outcomes = make_sender().send_batch([*emails, big])
+
+    assert [o.status for o in outcomes] == ["sent"] * 7
+    assert fake.requests_seen == 2
+    assert fake.received_keys() == {**{f"k{i}": 1 for i in range(6)}, "k-big": 1}
+
+
+def test_a_batch_refused_with_400_is_split_so_the_bad_email_fails_alone(
+    fake: FakeSendGrid, make_sender: SenderFactory
+) -> None:
+    good = [an_email(f"k{i}", to_email=f"c{i}@example.org") for i in range(4)]
+    carries = tuple(f"m{i:031d}" for i in range(400))  # custom_args over 10,000 bytes
+    bad = an_email("k-bad", to_email="bad@example.org", carries=carries)
+
+    outcomes = make_sender().send_batch([*good[:2], bad, *good[2:]])
+
+    assert [o.status for o in outcomes] == ["sent", "sent", "failed", "sent", "sent"]
+    assert outcomes[2].error is not None and "HTTP 400" in outcomes[2].error
+    assert not outcomes[2].retryable
+    assert fake.received_keys() == {f"k{i}": 1 for i in range(4)}
+
+
+def test_combined_email_lists_the_messages_it_carries(
+    fake: FakeSendGrid, make_sender: SenderFactory
+) -> None:
+    email = an_email("e1", carries=("m1", "m2"))
+
+    make_sender().send_batch([email])
+
+    assert fake.messages[0]["custom_args"] == {"message_key": "e1", "message_keys": "m1,m2"}
+    assert fake.received_keys() == {"m1": 1, "m2": 1}

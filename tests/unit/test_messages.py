@@ -7,10 +7,15 @@ from datetime import date
 import pytest
 
 from backorders.domain.messages import (
+    History,
+    Layout,
     LineView,
     OrderState,
+    Policy,
+    Rendered,
     Templates,
     choose_message,
+    compose,
     format_date,
     message_key,
     order_state,
@@ -120,3 +125,64 @@ def test_customer_data_is_html_escaped_and_subject_stays_on_one_line() -> None:
     assert "<b>Bold</b>" not in out.html
     assert "\n" not in out.subject and "\r" not in out.subject
     assert "December 1, 2026" in out.text
+
+
+POLICY = Policy(delay_apology_days=14, max_wait_days=90)
+PLACED = date(2026, 11, 1)
+
+
+def test_delay_past_the_configured_days_gets_one_apology() -> None:
+    first = History(first_promised_date=D1)
+    late = OrderState("backordered", date(2026, 12, 20))  # 19 days past the first promise
+    prev = OrderState("backordered", D2)
+    assert choose_message(prev, late, history=first, policy=POLICY) == "delay_apology"
+    apologized = History(first_promised_date=D1, apologized=True)
+    assert choose_message(prev, late, history=apologized, policy=POLICY) == "promise_changed"
+
+
+def test_small_slip_is_a_plain_promise_change() -> None:
+    first = History(first_promised_date=D1)
+    assert (
+        choose_message(
+            OrderState("backordered", D1),
+            OrderState("backordered", D2),
+            history=first,
+            policy=POLICY,
+        )
+        == "promise_changed"
+    )
+
+
+def test_wait_past_the_maximum_gets_one_cancellation_offer() -> None:
+    far = OrderState("backordered", date(2027, 3, 1))  # 120 days after the order
+    assert choose_message(None, far, policy=POLICY, placed_on=PLACED) == "cancellation_offer"
+    offered = History(cancellation_offered=True)
+    assert (
+        choose_message(None, far, history=offered, policy=POLICY, placed_on=PLACED)
+        == "backorder_confirmed"
+    )
+
+
+def test_no_date_counts_as_waiting_until_today() -> None:
+    undated = OrderState("backordered", None)
+    kw = {"policy": POLICY, "placed_on": PLACED}
+    assert choose_message(undated, undated, today=date(2026, 12, 1), **kw) is None
+    assert choose_message(undated, undated, today=date(2027, 3, 1), **kw) == "cancellation_offer"
+
+
+def test_several_orders_of_one_customer_make_one_email_with_one_section_each() -> None:
+    layout = Layout(
+        "Updates on your orders $order_ids",
+        "Hi $customer_name\n$sections",
+        "<p>$customer_name</p>$sections",
+    )
+    parts = [
+        ("O1", Rendered("s1", "about O1\n", "<p>O1</p>")),
+        ("O2", Rendered("s2", "about O2\n", "<p>O2</p>")),
+    ]
+    out = compose(layout, customer_name="<Ann>", parts=parts)
+    assert out.subject == "Updates on your orders O1, O2"
+    assert "about O1" in out.text and "about O2" in out.text
+    assert "&lt;Ann&gt;" in out.html and "<Ann>" not in out.html
+    single = compose(layout, customer_name="Ann", parts=parts[:1])
+    assert single.subject == "s1"
