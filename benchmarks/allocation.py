@@ -12,18 +12,28 @@ written as Parquet feeds (--cycle). Prints one JSON line. Not a test: figures on
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# benchmarks/email.py (the email benchmark) would shadow the standard library's
+# `email` package, which DuckDB's import needs: keep this folder off the path.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
 import argparse
 import json
+import os
 import resource
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# as the CLI does: room for a cold temporary Prefect server, no telemetry
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from backorders.adapters import allocation_store, store
 from backorders.settings import load_settings

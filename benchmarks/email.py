@@ -21,15 +21,15 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime
 
-from backorders.adapters import outbox, store  # noqa: E402
-from backorders.adapters.sendgrid_sender import SendGridSender  # noqa: E402
+from backorders.adapters import outbox, store
+from backorders.adapters.sendgrid_sender import SendGridSender
 
 KEY = "SG.benchmark-key-0123456789"
 LINE = "2 x Widget Deluxe [SKU-10065]: expected December 9, 2026\n"
