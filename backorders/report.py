@@ -41,8 +41,13 @@ def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("not backorderable", str(status.get("not_backorderable", 0))),
         (
             "emails",
-            f"{comm.get('queued', 0)} queued, {comm.get('suppressed', 0)} suppressed"
-            + (" (dry run: nothing sent)" if comm.get("dry_run") else f", sent {comm.get('sent')}"),
+            (
+                f"{comm.get('suppressed', 0)} messages rendered and recorded in the outbox, "
+                "none sent (dry run: no SendGrid API key, or --dry-run)"
+            )
+            if comm.get("dry_run")
+            else f"{comm.get('queued', 0)} queued, {comm.get('suppressed', 0)} suppressed, "
+            f"sent {comm.get('sent')}",
         ),
     ]
 
