@@ -231,8 +231,7 @@ def communicate_stage(
             discount_code=settings.discount_code,
         )
         progress(
-            f"outbox: {q.queued} queued, {q.suppressed} suppressed {q.by_kind} "
-            f"in {q.emails} emails"
+            f"outbox: {q.queued} queued, {q.suppressed} suppressed {q.by_kind} in {q.emails} emails"
         )
         sent: dict[str, int] = {}
         if not dry:
