@@ -116,17 +116,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _run_flow(settings.landing, settings.db, args.as_of, dry_run=args.dry_run)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    """Print each line of an order: status, quantities, promised date, and why."""
+def _open_read_only(db: Path | None) -> tuple[Any, Any] | None:
+    """The settings and a read-only connection, or None after saying why on stderr."""
     from backorders.adapters import store
     from backorders.settings import load_settings
 
-    settings = load_settings(db=args.db)
+    settings = load_settings(db=db)
     try:
-        con = store.connect(settings.db, read_only=True)
+        return settings, store.connect(settings.db, read_only=True)
     except store.StoreError as exc:
         print(f"backorders: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print each line of an order: status, quantities, promised date, and why."""
+    opened = _open_read_only(args.db)
+    if opened is None:
         return 2
+    _, con = opened
     rows = con.execute(
         "select line_no, sku, qty_ordered, qty_shipped, qty_allocated, qty_promised, "
         "qty_unpromised, promised_date, status, priority_rank, reason, run_id "
@@ -159,16 +167,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Explain the rank, the competition and the supply behind each line of an order."""
-    from backorders.adapters import store
     from backorders.explain import explain
-    from backorders.settings import load_settings
 
-    settings = load_settings(db=args.db)
-    try:
-        con = store.connect(settings.db, read_only=True)
-    except store.StoreError as exc:
-        print(f"backorders: {exc}", file=sys.stderr)
+    opened = _open_read_only(args.db)
+    if opened is None:
         return 2
+    settings, con = opened
     text = explain(
         con,
         args.order_id,
@@ -186,10 +190,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_verify_audit(args: argparse.Namespace) -> int:
     """Check the audit log's hash chain; non-zero exit when it is broken."""
-    from backorders.adapters import audit, store
-    from backorders.settings import load_settings
+    from backorders.adapters import audit
 
-    con = store.connect(load_settings(db=args.db).db, read_only=True)
+    opened = _open_read_only(args.db)
+    if opened is None:
+        return 2
+    _, con = opened
     n = con.execute("select count(*) from audit_log").fetchone()[0]  # type: ignore[index]
     problems = audit.verify(con)
     for p in problems:

@@ -27,18 +27,11 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from backorders.domain.contract import FEED_ORDER
+
 __all__ = ["COLUMNS", "FEEDS", "DemoManifest", "DemoSpec", "generate"]
 
-FEEDS: tuple[str, ...] = (
-    "customers",
-    "products",
-    "orders",
-    "order_lines",
-    "stock",
-    "purchase_orders",
-    "supplier_updates",
-    "shipments",
-)
+FEEDS: tuple[str, ...] = FEED_ORDER
 
 # Column -> kind, in contract order. Kinds drive the per-format encoding.
 _SCHEMAS: dict[str, dict[str, str]] = {

@@ -5,15 +5,8 @@ use $run_id), CRITICAL (a failure stops the run) and expectations(gx) returning
 the list of expectations. backorders.adapters.gx_runner runs them.
 """
 
-FEED_SUITES = (
-    "customers",
-    "products",
-    "orders",
-    "order_lines",
-    "stock",
-    "purchase_orders",
-    "supplier_updates",
-    "shipments",
-)
+from backorders.domain.contract import FEED_ORDER
+
+FEED_SUITES = FEED_ORDER  # one suite per feed, named like the feed
 PRE_ALLOCATION_SUITES = (*FEED_SUITES, "mart_book_stock")
 POST_ALLOCATION_SUITES = ("mart_line_status", "mart_allocations")
