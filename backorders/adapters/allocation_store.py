@@ -36,7 +36,10 @@ def reconcile(con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: Sett
         demand = store.sql("marts/demand_lines").replace(
             "{order_by}", order_by_sql(settings.priority_key)
         )
-        con.execute(demand, {"tiers": settings.tiers, "keep_committed": settings.keep_committed})
+        con.execute(
+            demand,
+            {"tiers": settings.tiers, "keep_committed": settings.keep_committed, "as_of": as_of},
+        )
     row = store.run(con, "marts/position").fetchone()
     assert row is not None
     return Position(*(int(v or 0) for v in row))
@@ -150,8 +153,9 @@ def summarize(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
     by_week = [
         (str(week), int(n))
         for week, n in con.execute(
-            "select date_trunc('week', promised_date)::date, count(*) from line_status "
-            "where status = 'promised' group by all order by 1"
+            "select coalesce(date_trunc('week', promised_date)::date::varchar, "
+            "'no date yet (ship-complete order waiting for another line)'), count(*) "
+            "from line_status where status = 'promised' group by all order by 1"
         ).fetchall()
     ]
     changes = dict(

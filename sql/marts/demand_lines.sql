@@ -3,8 +3,10 @@
 -- backorders.domain.priority.order_by_sql (a fixed whitelist), never from input.
 create or replace table demand_lines as
 with shipped as (
+    -- up to the run's as_of, like book stock: a backfilled run sees the past as it was
     select order_id, line_no, sum(qty) as qty
     from shipments
+    where shipped_at <= $as_of
     group by all
 ),
 order_value as (
