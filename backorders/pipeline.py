@@ -14,7 +14,7 @@ from typing import Any
 
 from backorders.adapters import allocation_store, audit, gx_runner, ingest, outbox, store
 from backorders.settings import Settings
-from expectations import POST_ALLOCATION_SUITES, PRE_ALLOCATION_SUITES
+from expectations import FEED_SUITES, POST_ALLOCATION_SUITES
 
 Progress = Callable[[str], None]
 
@@ -125,9 +125,7 @@ def validate_stage(settings: Settings, run_id: str, progress: Progress) -> dict[
                     "tol_pct": settings.accuracy_tolerance_pct,
                 },
             )
-            suites = gx_runner.run_suites(
-                con, tuple(s for s in PRE_ALLOCATION_SUITES if not s.startswith("mart_")), run_id
-            )
+            suites = gx_runner.run_suites(con, FEED_SUITES, run_id)
         counted, accurate = con.execute(
             "select count(*), count(*) filter (where accurate) from inventory_accuracy "
             "where run_id = $r",

@@ -8,5 +8,4 @@ the list of expectations. backorders.adapters.gx_runner runs them.
 from backorders.domain.contract import FEED_ORDER
 
 FEED_SUITES = FEED_ORDER  # one suite per feed, named like the feed
-PRE_ALLOCATION_SUITES = (*FEED_SUITES, "mart_book_stock")
 POST_ALLOCATION_SUITES = ("mart_line_status", "mart_allocations")

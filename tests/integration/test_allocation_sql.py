@@ -23,25 +23,18 @@ from hypothesis import strategies as st
 from backorders.adapters import allocation_store, audit, store
 from backorders.domain.allocation import Product, SupplyLot, usable_stock
 from backorders.domain.allocation import allocate as oracle_allocate
+from backorders.domain.contract import FEED_ORDER
 from backorders.domain.priority import PRIORITY_FIELDS, DemandLine
 from backorders.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
 
+
 AS_OF = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 TODAY = AS_OF.date()
 DEFAULT_TIERS = ["platinum", "gold", "silver", "standard"]
 LOCATIONS = ["L1", "L2"]
-FEED_TABLES = (
-    "customers",
-    "products",
-    "orders",
-    "order_lines",
-    "stock",
-    "purchase_orders",
-    "supplier_updates",
-    "shipments",
-)
+FEED_TABLES = FEED_ORDER
 OUTPUT_TABLES = ("allocations", "line_status", "promise_changes", "audit_log")
 
 Row = dict[str, Any]
