@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     send_batch_size: int = Field(default=500, ge=1, le=1000)
     send_concurrency: int = Field(default=2, ge=1, le=32)
     send_retry_budget: int = Field(default=20, ge=1)
+    sendgrid_template_ids: dict[str, str] = Field(default_factory=dict)
+    activity_lookup: bool = True
+    activity_settle_s: float = Field(default=1800.0, ge=0)
+    activity_keys_per_query: int = Field(default=50, ge=1, le=1000)
+    activity_max_queries: int = Field(default=20, ge=1)
     delay_apology_days: int | None = Field(default=14, ge=0)
     discount_code: str = "SORRY-FOR-THE-WAIT"
     max_wait_days: int | None = Field(default=90, ge=0)
@@ -81,6 +86,13 @@ class Settings(BaseSettings):
         if not v or len(set(v)) != len(v):
             raise ValueError("tiers must be a non-empty list of distinct names")
         return v
+
+    @field_validator("sendgrid_template_ids")
+    @classmethod
+    def _template_ids(cls, v: dict[str, str]) -> dict[str, str]:
+        from backorders.domain.email import validate_template_ids
+
+        return validate_template_ids(v)
 
     @classmethod
     def settings_customise_sources(

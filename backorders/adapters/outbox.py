@@ -12,17 +12,19 @@ pending -> sending (committed before the request goes out) -> sent | failed, man
 emails per request (personalizations) and a few requests at a time. A row found
 in `sending` at the start of a send belongs to a process that stopped mid-request:
 SendGrid may or may not have it, and SendGrid has no idempotency key, so it is not
-resent; it is marked failed with failure = 'unknown' for a person to check.
-A 'transient' failure (SendGrid surely did not accept it) is retried by later
+resent blindly: it is marked failed with failure = 'unknown' and looked up in SendGrid's
+Email Activity by its key (found: sent; not found once the feed has had time to catch
+up: pending again; lookup unavailable: left for a person). A 'transient' failure (SendGrid surely did not accept it) is retried by later
 passes until its attempts reach the retry budget.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -33,7 +35,17 @@ import duckdb
 import pyarrow as pa
 
 from backorders.adapters import audit, store
-from backorders.domain.email import OutgoingEmail, SendOutcome, is_deliverable_address
+from backorders.domain.email import (
+    COMBINED_TEMPLATE,
+    MAX_TEMPLATE_DATA_BYTES,
+    ActivityLookup,
+    OutgoingEmail,
+    SendOutcome,
+    is_deliverable_address,
+    resolve_unknown,
+    safe_header_value,
+    template_data_bytes,
+)
 from backorders.domain.messages import (
     History,
     Layout,
@@ -45,11 +57,12 @@ from backorders.domain.messages import (
     Templates,
     choose_message,
     compose,
+    format_date,
     message_key,
     order_state,
     render,
 )
-from backorders.settings import PROJECT_ROOT
+from backorders.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
 TEMPLATE_DIR = PROJECT_ROOT / "config" / "templates"
@@ -365,7 +378,53 @@ class SendResult:
 
     sent: int = 0
     failed: int = 0
-    unknown: int = 0
+    unknown: int = 0  # became unknown in this pass
+    resolved: int = 0  # unknown -> sent: found in SendGrid's Email Activity
+    requeued: int = 0  # unknown -> pending: not in the feed after the settle delay; sent again
+    unresolved: int = 0  # still unknown after this pass (feed not settled, or no lookup)
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    """How a send pass uses SendGrid beyond Mail Send: dynamic templates, Email Activity.
+
+    ``template_ids`` maps a message kind (or ``combined``) to a ``d-...`` template id;
+    ``discount_code`` goes into a delay apology's template data. Unknown outcomes are
+    looked up in the Email Activity feed when ``resolve_unknown`` (see docs/emails.md).
+    """
+
+    template_ids: Mapping[str, str] = field(default_factory=dict)
+    discount_code: str = ""
+    resolve_unknown: bool = True
+    settle_s: float = 1800.0
+    keys_per_query: int = 50
+    max_queries: int = 20
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> SendOptions:
+        """The options from the settings (loaded from defaults, file and environment if None)."""
+        if settings is None:
+            from backorders.settings import load_settings
+
+            settings = load_settings()
+        return cls(
+            template_ids=dict(settings.sendgrid_template_ids),
+            discount_code=settings.discount_code,
+            resolve_unknown=settings.activity_lookup,
+            settle_s=settings.activity_settle_s,
+            keys_per_query=settings.activity_keys_per_query,
+            max_queries=settings.activity_max_queries,
+        )
+
+
+class ActivitySender(Protocol):
+    """A sender that can also look emails up in SendGrid's Email Activity (SendGridSender)."""
+
+    def lookup_activity(
+        self, emails: Sequence[tuple[str, str]], *, keys_per_query: int, max_queries: int
+    ) -> ActivityLookup:
+        """Which of these (email key, recipient) SendGrid's activity feed lists."""
+        ...
 
 
 @dataclass
@@ -384,16 +443,24 @@ def send_pending(
     batch_size: int = 500,
     concurrency: int = 2,
     retry_budget: int = 20,
+    options: SendOptions | None = None,
 ) -> SendResult:
     """Send every pending email once (and retry transient failures); record and audit each.
 
-    Up to `concurrency` requests of up to `batch_size` emails are in flight; each batch is
-    marked `sending` in one transaction before its request and its outcomes recorded in
-    one transaction after, so a crash leaves at most `concurrency` batches in doubt.
+    First, rows left `sending` by a stopped process become unknown, and unknown outcomes
+    are looked up in SendGrid's Email Activity (found: sent; not found after the settle
+    delay: pending again, sent below; otherwise they stay unknown). Then up to
+    `concurrency` requests of up to `batch_size` emails are in flight; each batch is marked
+    `sending` in one transaction before its request and its outcomes recorded in one
+    transaction after, so a crash leaves at most `concurrency` batches in doubt.
+    `options` None: SendOptions.from_settings() (defaults, settings file, environment).
     """
+    opts = options if options is not None else SendOptions.from_settings()
     result = SendResult()
     _mark_unknown_left_sending(con, run_id=run_id, now=now())
-    todo = _load_sendable(con, retry_budget)
+    if opts.resolve_unknown:
+        _resolve_unknown(con, sender, result, run_id=run_id, now=now, opts=opts)
+    todo = _load_sendable(con, retry_budget, opts)
     batches = [_Batch(todo[i : i + batch_size]) for i in range(0, len(todo), batch_size)]
     for b in batches:
         b.keys = [e.message_key for e in b.emails]
@@ -424,6 +491,10 @@ def send_pending(
                 done += sum(len(e.carries) for e in batch.emails)
                 progress(f"sent {done}/{total} messages")
                 submit_next()
+    row = con.execute(
+        "select count(*) from outbox where status = 'failed' and failure = 'unknown'"
+    ).fetchone()
+    result.unresolved = int(row[0]) if row else 0
     return result
 
 
@@ -440,13 +511,18 @@ def _send_safely(sender: Sender, emails: list[OutgoingEmail]) -> list[SendOutcom
 def _mark_unknown_left_sending(
     con: duckdb.DuckDBPyConnection, *, run_id: str, now: datetime
 ) -> None:
-    """Rows left `sending` by a stopped process: failed/unknown, never resent automatically."""
+    """Rows left `sending` by a stopped process: failed/unknown since now (never resent blindly).
+
+    This process opened the DuckDB file, so the one that marked them `sending` has stopped
+    (one writer at a time): no request for them can leave after `now`.
+    """
     with store.transaction(con):
         stuck = con.execute(
-            "update outbox set status = 'failed', failure = 'unknown', last_error = 'outcome "
-            "unknown: the sending process stopped mid-request; not resent automatically "
-            "(SendGrid has no idempotency key): check SendGrid activity for this message_key, "
-            "then requeue if needed' where status = 'sending' returning message_key, email_key"
+            "update outbox set status = 'failed', failure = 'unknown', unknown_since = $now, "
+            "last_error = 'outcome unknown: the sending process stopped mid-request; looked up "
+            "in SendGrid''s Email Activity by message_key before any resend (docs/emails.md)' "
+            "where status = 'sending' returning message_key, email_key",
+            {"now": now},
         ).fetchall()
         audit.append(
             con,
@@ -459,7 +535,114 @@ def _mark_unknown_left_sending(
         )
 
 
-def _load_sendable(con: duckdb.DuckDBPyConnection, retry_budget: int) -> list[OutgoingEmail]:
+def _resolve_unknown(
+    con: duckdb.DuckDBPyConnection,
+    sender: Sender,
+    result: SendResult,
+    *,
+    run_id: str,
+    now: Callable[[], datetime],
+    opts: SendOptions,
+) -> None:
+    """Look unknown emails up in SendGrid's Email Activity; record and audit each resolution.
+
+    Found: `sent` with SendGrid's per-message msg_id. Not found although the feed has had
+    `opts.settle_s` since the outcome became unknown: `pending` again (sent by this pass).
+    Not found yet: left unknown for the next pass. Lookup unavailable or failing: left
+    unknown for a person, with the reason in last_error.
+    """
+    lookup_activity = getattr(sender, "lookup_activity", None)
+    if lookup_activity is None:
+        return
+    rows = con.execute(
+        "select o.email_key, any_value(e.to_email), min(o.unknown_since), "
+        "list(o.message_key order by o.message_key) "
+        "from outbox o join outbox_emails e using (email_key) "
+        "where o.status = 'failed' and o.failure = 'unknown' "
+        "group by o.email_key order by o.email_key"
+    ).fetchall()
+    if not rows:
+        return
+    looked_up_at = now()
+    try:
+        lookup: ActivityLookup = lookup_activity(
+            [(ek, to) for ek, to, _, _ in rows],
+            keys_per_query=opts.keys_per_query,
+            max_queries=opts.max_queries,
+        )
+    except Exception as exc:  # a bug in the lookup must not stop sending
+        log.exception("Email Activity lookup raised; unknown outcomes stay unknown")
+        lookup = ActivityLookup(error=f"lookup raised {type(exc).__name__}")
+    if lookup.error:
+        log.warning("Email Activity lookup: %s", lookup.error)
+    cols: dict[str, list[Any]] = {k: [] for k in ("ek", "s", "pid", "e", "t")}
+    events: list[audit.AuditEvent] = []
+    for email_key, _to, since, keys in rows:
+        decision = resolve_unknown(
+            email_key,
+            lookup,
+            unknown_since=since or looked_up_at,
+            looked_up_at=looked_up_at,
+            settle_s=opts.settle_s,
+        )
+        if decision == "sent":
+            msg_id = lookup.found[email_key] or None
+            values = ("sent", msg_id, None, since or looked_up_at)
+            result.resolved += len(keys)
+            details: dict[str, Any] = {
+                "provider_message_id": msg_id,
+                "email_key": email_key,
+                "resolved_by": "email_activity",
+            }
+            events.extend(audit.AuditEvent("message_sent", "message", k, details) for k in keys)
+        elif decision == "requeue":
+            error = (
+                f"requeued: not in SendGrid's Email Activity {opts.settle_s:g} s after the "
+                "outcome became unknown, so SendGrid never accepted it"
+            )
+            values = ("pending", None, error, None)
+            result.requeued += len(keys)
+            details = {"email_key": email_key, "reason": error, "resolved_by": "email_activity"}
+            events.extend(audit.AuditEvent("message_requeued", "message", k, details) for k in keys)
+        elif decision == "unresolved" and lookup.error:
+            error = (
+                f"outcome unknown; Email Activity lookup did not answer ({lookup.error}): "
+                "check SendGrid's activity for this message_key, then requeue if absent"
+            )
+            values = ("failed", None, error[:_MAX_ERROR], None)
+        else:  # "wait": the feed may not list it yet; look again next pass
+            continue
+        for col, val in zip(cols, (email_key, *values), strict=True):
+            cols[col].append(val)
+    if not cols["ek"]:
+        return
+    res = pa.table(  # noqa: F841  (scanned by DuckDB below)
+        cols,
+        schema=pa.schema(
+            [*[(c, pa.string()) for c in ("ek", "s", "pid", "e")], ("t", pa.timestamp("us", "UTC"))]
+        ),
+    )
+    with store.transaction(con):
+        con.execute(
+            "update outbox set status = r.s, "
+            "failure = case when r.s = 'failed' then 'unknown' end, "
+            "provider_message_id = coalesce(r.pid, outbox.provider_message_id), "
+            "last_error = r.e, sent_at = r.t, "
+            "unknown_since = case when r.s = 'failed' then outbox.unknown_since end "
+            "from res r where outbox.email_key = r.ek "
+            "and outbox.status = 'failed' and outbox.failure = 'unknown'"
+        )
+        audit.append(
+            con, run_id, sorted(events, key=lambda ev: ev.entity_id), logged_at=looked_up_at
+        )
+
+
+_MAX_ERROR = 500
+
+
+def _load_sendable(
+    con: duckdb.DuckDBPyConnection, retry_budget: int, opts: SendOptions | None = None
+) -> list[OutgoingEmail]:
     """Emails with a pending message, or a transient failure still within the budget."""
     rows = con.execute(
         "with todo as (select email_key, min(created_at) as created_at from outbox "
@@ -470,7 +653,7 @@ def _load_sendable(con: duckdb.DuckDBPyConnection, retry_budget: int) -> list[Ou
         "order by t.created_at, e.email_key",
         {"budget": retry_budget},
     ).fetchall()
-    return [
+    emails = [
         OutgoingEmail(
             key,
             to_email,
@@ -483,13 +666,133 @@ def _load_sendable(con: duckdb.DuckDBPyConnection, retry_budget: int) -> list[Ou
         )
         for key, to_email, name, subject, text, html_, kinds, mkeys in rows
     ]
+    if opts is not None and opts.template_ids:
+        emails = _with_templates(con, emails, opts)
+    return emails
+
+
+def _template_for(email: OutgoingEmail, template_ids: Mapping[str, str]) -> str | None:
+    """The template configured for this email: its kind's, or the combined one."""
+    if len(email.carries) > 1:
+        return template_ids.get(COMBINED_TEMPLATE)
+    return template_ids.get(email.categories[0]) if email.categories else None
+
+
+def _with_templates(
+    con: duckdb.DuckDBPyConnection, emails: list[OutgoingEmail], opts: SendOptions
+) -> list[OutgoingEmail]:
+    """Emails whose kind has a template id get it and their data (read at send time)."""
+    want = {e.message_key: t for e in emails if (t := _template_for(e, opts.template_ids))}
+    if not want:
+        return emails
+    data = _template_data(con, list(want), {e.message_key: e for e in emails}, opts)
+    out = []
+    for e in emails:
+        d = data.get(e.message_key)
+        if d is None:
+            out.append(e)
+        elif template_data_bytes(d) > MAX_TEMPLATE_DATA_BYTES:
+            log.warning(
+                "email %s: template data over %d bytes; sent with the rendered bodies",
+                e.message_key,
+                MAX_TEMPLATE_DATA_BYTES,
+            )
+            out.append(e)
+        else:
+            out.append(dataclasses.replace(e, template_id=want[e.message_key], template_data=d))
+    return out
+
+
+def _template_data(
+    con: duckdb.DuckDBPyConnection,
+    email_keys: list[str],
+    emails: Mapping[str, OutgoingEmail],
+    opts: SendOptions,
+) -> dict[str, dict[str, Any]]:
+    """The handlebars data of each email: customer, and per order its state and lines.
+
+    What the message tells (kind, condition, promised date) comes from outbox.state, as
+    queued; the lines (sku, product, quantity, status, date, in-stock substitutes) are
+    read from line_status now, as the rendered bodies were read at queueing.
+    """
+    rows = con.execute(
+        "with e as (select unnest($keys::varchar[]) as email_key), "
+        "in_stock as (select sku from supply_lots where supply_kind = 'stock' "
+        "group by sku having sum(qty) > 0), "
+        "subs as (select p.sku, list(u.sub order by u.sub) as skus "
+        "from products as p, unnest(p.substitute_skus) as u(sub) "
+        "where u.sub in (select sku from in_stock) group by p.sku) "
+        "select o.email_key, o.order_id, o.kind, o.state::varchar, c.locale, "
+        "l.line_no, l.sku, coalesce(p.name, l.sku), l.qty_ordered - l.qty_shipped, "
+        "l.status, l.promised_date, coalesce(s.skus, []) "
+        "from outbox o join e using (email_key) "
+        "left join customers c on c.customer_id = o.customer_id "
+        "left join line_status l on l.order_id = o.order_id "
+        "and l.status not in ('shipped', 'cancelled') "
+        "left join products p on p.sku = l.sku "
+        "left join subs s on s.sku = l.sku "
+        "where o.status in ('pending', 'failed') "
+        "order by o.email_key, o.order_id, l.line_no",
+        {"keys": email_keys},
+    ).fetchall()
+    orders: dict[str, dict[str, dict[str, Any]]] = {}
+    locales: dict[str, str | None] = {}
+    for ek, order_id, kind, state_json, locale, line_no, sku, name, qty, status, pd, subs in rows:
+        locales[ek] = locale
+        per_email = orders.setdefault(ek, {})
+        order = per_email.get(order_id)
+        if order is None:
+            state = OrderState.from_json(state_json)
+            order = {
+                "order_id": safe_header_value(order_id),
+                "kind": kind,
+                "condition": state.condition,
+                "promised_date": format_date(state.promised_date, locale),
+                "promised_date_iso": state.promised_date.isoformat()
+                if state.promised_date
+                else None,
+                "lines": [],
+            }
+            if kind == "delay_apology":
+                order["discount_code"] = opts.discount_code
+            if kind == "cancellation_offer":
+                order["reason"] = _REASONS.get(state.condition, "")
+            per_email[order_id] = order
+        if line_no is not None:
+            order["lines"].append(
+                {
+                    "line_no": int(line_no),
+                    "sku": sku,
+                    "product_name": name,
+                    "qty": int(qty),
+                    "status": status,
+                    "promised_date": format_date(pd, locale),
+                    "promised_date_iso": pd.isoformat() if pd else None,
+                    "substitutes": list(subs),
+                }
+            )
+    out: dict[str, dict[str, Any]] = {}
+    for ek, per_email in orders.items():
+        email = emails[ek]
+        parts = list(per_email.values())
+        data: dict[str, Any] = {
+            "subject": safe_header_value(email.subject),
+            "customer_name": safe_header_value(email.to_name or "") or "customer",
+            "locale": locales[ek] or "en-US",
+            "order_ids": ", ".join(p["order_id"] for p in parts),
+            "orders": parts,
+        }
+        if len(parts) == 1:
+            data.update(parts[0])  # one order: its fields at the top level too
+        out[ek] = data
+    return out
 
 
 def _set_sending(con: duckdb.DuckDBPyConnection, email_keys: list[str]) -> None:
     """Mark a batch's messages `sending` (one more attempt) before its request goes out."""
     con.execute(
-        "update outbox set status = 'sending', failure = null, attempts = attempts + 1 "
-        "where email_key in (select unnest($k::varchar[]))",
+        "update outbox set status = 'sending', failure = null, unknown_since = null, "
+        "attempts = attempts + 1 where email_key in (select unnest($k::varchar[]))",
         {"k": email_keys},
     )
 
@@ -516,7 +819,7 @@ def _record(
         error = o.error
         if o.status == "unknown":
             failure = "unknown"
-            error = f"outcome unknown, not resent automatically: {o.error}"
+            error = f"outcome unknown, looked up in SendGrid's Email Activity before any resend: {o.error}"
         elif o.status == "failed":
             failure = "transient" if o.retryable else "permanent"
         n = len(carried[o.message_key])
@@ -554,7 +857,8 @@ def _record(
         con.execute(
             "update outbox set status = r.s, failure = r.f, provider_message_id = r.pid, "
             "last_error = r.e, attempts = outbox.attempts - 1 + r.a, "
-            "sent_at = case when r.s = 'sent' then $t end "
+            "sent_at = case when r.s = 'sent' then $t end, "
+            "unknown_since = case when r.f = 'unknown' then $t end "
             "from res r where outbox.email_key = r.ek",
             {"t": now},
         )

@@ -1,4 +1,4 @@
-"""A local stand-in for SendGrid's ``POST /v3/mail/send`` with fault injection.
+"""A local stand-in for SendGrid's ``POST /v3/mail/send`` and Email Activity, with faults.
 
 Use it in tests (``with FakeSendGrid(api_key="k") as fake: ...``) or as a process::
 
@@ -9,6 +9,22 @@ serves until SIGINT/SIGTERM. Behaviour follows SendGrid's documentation: bearer-
 auth (401), payload shape validation (400 with ``{"errors": [...]}``; messages are
 modelled on SendGrid's, wording approximate), 202 + ``X-Message-Id`` on success, 200 in
 sandbox mode (as SendGrid documents), 429 with ``X-RateLimit-*`` headers, 500/503.
+
+Dynamic templates: ``template_id`` must be a ``d-`` id (32 lowercase hex digits) or a
+legacy template's UUID; ``dynamic_template_data`` must be an object of at most 10,000
+bytes (JSON) per personalization; substitutions may not be used with a ``d-`` template;
+subject and content are not required with a template. The data is recorded as sent.
+
+Email Activity (``GET /v3/messages?query=...&limit=N``): every accepted, non-sandbox
+personalization becomes one message (``msg_id`` = the request's X-Message-Id + a suffix,
+as SendGrid's), visible ``activity_lag_s`` after it was accepted (the real feed lags).
+The query language is a subset of SendGrid's: ``field = "v"``, ``!=``, ``IN (...)``,
+``NOT IN``, ``LIKE '%'``, ``AND``, ``OR`` and parentheses, over ``msg_id``, ``to_email``,
+``from_email``, ``subject``, ``status``, ``template_id`` and ``unique_args['name']``.
+``activity`` = ``"available"``, ``"no_addon"`` (400 "authorization required", what an
+account without the add-on gets), ``"forbidden"`` (403 "access forbidden") or ``"down"``
+(500); ``activity_rate_per_min`` answers 429 beyond that many requests a minute (SendGrid
+allows 6).
 """
 
 from __future__ import annotations
@@ -23,12 +39,13 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
 from typing import Any
 
-__all__ = ["FAILURE_MODES", "FakeSendGrid", "validate_mail_send"]
+__all__ = ["ACTIVITY_MODES", "FAILURE_MODES", "FakeSendGrid", "validate_mail_send"]
 
 FAILURE_MODES: frozenset[str] = frozenset(
     {"429", "500", "503", "slow", "drop", "drop_after_accept"}
@@ -40,6 +57,12 @@ MAX_BODY_BYTES = 30 * 1024 * 1024  # SendGrid's documented total message size li
 RATE_LIMIT = 600
 MAX_CUSTOM_ARGS_BYTES = 10_000  # per personalization, as SendGrid documents
 MAX_SUBSTITUTIONS_BYTES = 10_000  # per personalization, as SendGrid documents
+MAX_TEMPLATE_DATA_BYTES = 10_000  # dynamic_template_data per personalization (JSON)
+ACTIVITY_MODES: frozenset[str] = frozenset({"available", "no_addon", "forbidden", "down"})
+ACTIVITY_MAX_LIMIT = 1000
+
+_DYNAMIC_TEMPLATE_RE = re.compile(r"^d-[0-9a-f]{32}$")
+_LEGACY_TEMPLATE_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 _ADDRESS_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;.]{2,}$")
 
@@ -66,7 +89,9 @@ def _valid_address_obj(value: object) -> bool:
 
 
 def _validate_personalizations(payload: dict[str, Any], errors: list[dict[str, Any]]) -> None:
-    """Validate the personalizations block (recipients, uniqueness, limits)."""
+    """Validate the personalizations block (recipients, uniqueness, limits, template data)."""
+    template_id = payload.get("template_id")
+    dynamic = isinstance(template_id, str) and template_id.startswith("d-")
     pers = payload.get("personalizations")
     if not isinstance(pers, list) or not pers:
         errors.append(
@@ -135,6 +160,29 @@ def _validate_personalizations(payload: dict[str, Any], errors: list[dict[str, A
             errors.append(
                 _error("The subject may not contain line breaks.", f"personalizations.{i}.subject")
             )
+        data = p.get("dynamic_template_data")
+        if data is not None and not isinstance(data, dict):
+            errors.append(
+                _error(
+                    "The dynamic_template_data must be an object.",
+                    f"personalizations.{i}.dynamic_template_data",
+                )
+            )
+        elif data is not None and len(json.dumps(data).encode()) > MAX_TEMPLATE_DATA_BYTES:
+            errors.append(
+                _error(
+                    f"The total size of dynamic_template_data may not exceed "
+                    f"{MAX_TEMPLATE_DATA_BYTES} bytes per personalization.",
+                    f"personalizations.{i}.dynamic_template_data",
+                )
+            )
+        if dynamic and p.get("substitutions") is not None:
+            errors.append(
+                _error(
+                    "Substitutions may not be used with dynamic templating",
+                    f"personalizations.{i}.substitutions",
+                )
+            )
         for field, limit in (("custom_args", MAX_CUSTOM_ARGS_BYTES), ("substitutions", limit_sub)):
             block = p.get(field)
             if block is None:
@@ -181,7 +229,20 @@ def validate_mail_send(payload: object) -> list[dict[str, Any]]:
             )
         )
 
-    has_template = _non_empty_str(payload.get("template_id"))
+    template_id = payload.get("template_id")
+    has_template = _non_empty_str(template_id)
+    if template_id is not None and not (
+        isinstance(template_id, str)
+        and (_DYNAMIC_TEMPLATE_RE.match(template_id) or _LEGACY_TEMPLATE_RE.match(template_id))
+    ):
+        has_template = False
+        errors.append(
+            _error(
+                "The template_id must be a valid template ID: a dynamic template's "
+                "d-<32 hex digits>, or a legacy template's UUID.",
+                "template_id",
+            )
+        )
     pers = payload.get("personalizations")
     all_pers_have_subject = (
         isinstance(pers, list)
@@ -287,6 +348,160 @@ def validate_mail_send(payload: object) -> list[dict[str, Any]]:
     return errors
 
 
+# -- Email Activity query language (a subset of SendGrid's) ----------------------------------
+
+_ACTIVITY_FIELDS = frozenset(
+    {"msg_id", "to_email", "from_email", "subject", "status", "template_id"}
+)
+_TOKEN_RE = re.compile(
+    r"""\s*(?:
+        (?P<arg>unique_args\[(?:'(?P<a1>[^']*)'|"(?P<a2>[^"]*)")\])
+      | (?P<word>[A-Za-z_][A-Za-z_0-9]*)
+      | "(?P<dq>(?:\\.|[^"\\])*)"
+      | '(?P<sq>(?:\\.|[^'\\])*)'
+      | \u201c(?P<cq>[^\u201d]*)\u201d
+      | (?P<op>!=|=|\(|\)|,)
+    )""",
+    re.VERBOSE,
+)
+_KEYWORDS = frozenset({"AND", "OR", "IN", "NOT", "LIKE"})
+
+Predicate = Callable[[dict[str, Any]], bool]
+
+
+def _tokens(query: str) -> list[tuple[str, str]]:
+    """(kind, text) tokens: arg, field, kw, str, op."""
+    out: list[tuple[str, str]] = []
+    pos = 0
+    query = query.rstrip()
+    while pos < len(query):
+        m = _TOKEN_RE.match(query, pos)
+        if m is None or m.end() == pos:
+            raise ValueError(f"invalid syntax near {query[pos : pos + 20]!r}")
+        pos = m.end()
+        if m.group("arg") is not None:
+            out.append(("arg", m.group("a1") if m.group("a1") is not None else m.group("a2")))
+        elif m.group("word") is not None:
+            word = m.group("word")
+            if word.upper() in _KEYWORDS:
+                out.append(("kw", word.upper()))
+            elif word in _ACTIVITY_FIELDS:
+                out.append(("field", word))
+            else:
+                raise ValueError(f"invalid syntax: '{word}' is not a known field")
+        elif m.group("op") is not None:
+            out.append(("op", m.group("op")))
+        else:
+            raw = next(g for g in (m.group("dq"), m.group("sq"), m.group("cq")) if g is not None)
+            out.append(("str", re.sub(r"\\(.)", r"\1", raw)))
+    return out
+
+
+class _QueryParser:
+    """Recursive descent over the tokens: OR of ANDs of comparisons (or parentheses)."""
+
+    def __init__(self, query: str) -> None:
+        self.toks = _tokens(query)
+        self.i = 0
+
+    def parse(self) -> Predicate:
+        if not self.toks:
+            raise ValueError("invalid syntax: empty query")
+        pred = self._or()
+        if self.i != len(self.toks):
+            raise ValueError(f"invalid syntax: unexpected {self.toks[self.i][1]!r}")
+        return pred
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def _take(self, kind: str, text: str | None = None) -> str:
+        tok = self._peek()
+        if tok is None or tok[0] != kind or (text is not None and tok[1] != text):
+            want = text or kind
+            raise ValueError(f"invalid syntax: expected {want}, got {tok[1] if tok else 'end'!r}")
+        self.i += 1
+        return tok[1]
+
+    def _or(self) -> Predicate:
+        parts = [self._and()]
+        while self._peek() == ("kw", "OR"):
+            self.i += 1
+            parts.append(self._and())
+        return parts[0] if len(parts) == 1 else lambda m: any(p(m) for p in parts)
+
+    def _and(self) -> Predicate:
+        parts = [self._atom()]
+        while self._peek() == ("kw", "AND"):
+            self.i += 1
+            parts.append(self._atom())
+        return parts[0] if len(parts) == 1 else lambda m: all(p(m) for p in parts)
+
+    def _atom(self) -> Predicate:
+        tok = self._peek()
+        if tok == ("op", "("):
+            self.i += 1
+            inner = self._or()
+            self._take("op", ")")
+            return inner
+        if tok is not None and tok[0] == "arg":
+            self.i += 1
+            name = tok[1]
+
+            def arg_value(m: dict[str, Any]) -> str | None:
+                value = m["unique_args"].get(name)
+                return None if value is None else str(value)
+
+            getter: Callable[[dict[str, Any]], str | None] = arg_value
+        elif tok is not None and tok[0] == "field":
+            self.i += 1
+            fname = tok[1]
+
+            def field_value(m: dict[str, Any]) -> str | None:
+                value = m.get(fname)
+                return None if value is None else str(value)
+
+            getter = field_value
+        else:
+            raise ValueError(f"invalid syntax: expected a field, got {tok[1] if tok else 'end'!r}")
+        negate = False
+        if self._peek() == ("kw", "NOT"):
+            self.i += 1
+            negate = True
+        op = self._peek()
+        if op == ("op", "=") and not negate:
+            self.i += 1
+            want = self._take("str")
+            return lambda m: getter(m) == want
+        if op == ("op", "!=") and not negate:
+            self.i += 1
+            want = self._take("str")
+            return lambda m: getter(m) != want
+        if op == ("kw", "IN"):
+            self.i += 1
+            self._take("op", "(")
+            values = {self._take("str")}
+            while self._peek() == ("op", ","):
+                self.i += 1
+                values.add(self._take("str"))
+            self._take("op", ")")
+            return lambda m: (getter(m) in values) != negate
+        if op == ("kw", "LIKE"):
+            self.i += 1
+            pattern = self._take("str")
+            rx = re.compile(
+                "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern),
+                re.DOTALL,
+            )
+            return lambda m: (rx.fullmatch(getter(m) or "") is not None) != negate
+        raise ValueError(f"invalid syntax: unsupported operator {op[1] if op else 'end'!r}")
+
+
+def parse_activity_query(query: str) -> Predicate:
+    """A predicate over activity messages for a query, or ValueError (-> 400)."""
+    return _QueryParser(query).parse()
+
+
 def _is_sandbox(payload: dict[str, Any]) -> bool:
     """True if ``mail_settings.sandbox_mode.enable`` is the boolean ``true``."""
     settings = payload.get("mail_settings")
@@ -344,10 +559,27 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def do_GET(self) -> None:
-        """Only POST is served."""
+        """Email Activity: ``GET /v3/messages?query=...&limit=N``; anything else 404/405."""
+        fake = self.server.fake
+        path, _, raw_query = self.path.partition("?")
+        if path.rstrip("/") != "/v3/messages":
+            if path.rstrip("/") == "/v3/mail/send":
+                self._errors(405, [_error("method not allowed")])
+            else:
+                self._errors(404, [_error("resource not found")])
+            return
+        auth = self.headers.get("Authorization") or ""
+        if not auth or not hmac.compare_digest(auth.encode(), f"Bearer {fake.api_key}".encode()):
+            self._errors(401, [_error("authorization required")])
+            return
+        status, body, headers = fake._activity_answer(urllib.parse.parse_qs(raw_query))
+        self._send_json(status, body, headers)
+
+    def do_PUT(self) -> None:
+        """Not served."""
         self._errors(405, [_error("method not allowed")])
 
-    do_PUT = do_DELETE = do_PATCH = do_GET
+    do_DELETE = do_PATCH = do_PUT
 
     def do_POST(self) -> None:
         """Handle one Mail Send request, applying any injected failure."""
@@ -437,10 +669,20 @@ class FakeSendGrid:
         port: int = 0,
         slow_delay_s: float = 1.0,
         clock: Callable[[], float] = time.time,
+        activity: str = "available",
+        activity_lag_s: float = 0.0,
+        activity_rate_per_min: int | None = None,
     ) -> None:
         """Prepare (but do not start) a fake on ``host:port`` (0 picks a free port)."""
         if not api_key:
             raise ValueError("api_key must be non-empty")
+        if activity not in ACTIVITY_MODES:
+            raise ValueError(f"activity must be one of {sorted(ACTIVITY_MODES)}")
+        self.activity = activity
+        self.activity_lag_s = activity_lag_s
+        self.activity_rate_per_min = activity_rate_per_min
+        self._activity_times: collections.deque[float] = collections.deque()
+        self._activity_requests = 0
         self.api_key = api_key
         self.host = host
         self.port = port
@@ -520,6 +762,49 @@ class FakeSendGrid:
         with self._lock:
             return self._requests_seen
 
+    @property
+    def activity_requests(self) -> int:
+        """Number of authenticated Email Activity requests, whatever their outcome."""
+        with self._lock:
+            return self._activity_requests
+
+    def activity_messages(self, *, visible_only: bool = True) -> list[dict[str, Any]]:
+        """The Email Activity feed: one message per accepted recipient, newest first.
+
+        Sandbox requests are not in it (SendGrid does not deliver them). With
+        ``visible_only``, messages accepted less than ``activity_lag_s`` ago are left out.
+        """
+        now = self.clock()
+        out: list[dict[str, Any]] = []
+        for message in self.messages:
+            if message["sandbox"]:
+                continue
+            if visible_only and message["received_at"] + self.activity_lag_s > now:
+                continue
+            top_args = message.get("custom_args") or {}
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(message["received_at"]))
+            n = 0
+            for p in message.get("personalizations", []):
+                args = {**top_args, **(p.get("custom_args") or {})}
+                for rcpt in p.get("to", []):
+                    out.append(
+                        {
+                            "from_email": (message.get("from") or {}).get("email"),
+                            "msg_id": f"{message['x_message_id']}.filter0001p1fake1-{n}.0",
+                            "subject": p.get("subject", message.get("subject", "")),
+                            "to_email": rcpt.get("email"),
+                            "status": "delivered",
+                            "opens_count": 0,
+                            "clicks_count": 0,
+                            "last_event_time": when,
+                            "template_id": message.get("template_id"),
+                            "unique_args": args,
+                        }
+                    )
+                    n += 1
+        out.reverse()
+        return out
+
     def received_keys(self) -> collections.Counter[str]:
         """Outbox message key -> number of times accepted (per personalization).
 
@@ -588,6 +873,57 @@ class FakeSendGrid:
             self._rng = random.Random(seed)
 
     # -- internals used by the handler ---------------------------------------------------
+    def _activity_answer(
+        self, params: dict[str, list[str]]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """(status, JSON body, headers) for one authenticated Email Activity request."""
+        with self._lock:
+            self._activity_requests += 1
+            mode = self.activity
+            if self.activity_rate_per_min is not None:
+                now = self.clock()
+                while self._activity_times and self._activity_times[0] <= now - 60:
+                    self._activity_times.popleft()
+                if len(self._activity_times) >= self.activity_rate_per_min:
+                    reset = int(self._activity_times[0] + 60) + 1
+                    return (
+                        429,
+                        {"errors": [{"message": "too many requests"}]},
+                        {
+                            "X-RateLimit-Limit": str(self.activity_rate_per_min),
+                            "X-RateLimit-Remaining": "0",
+                            "X-RateLimit-Reset": str(reset),
+                        },
+                    )
+                self._activity_times.append(now)
+        if mode == "no_addon":
+            return 400, {"errors": [{"message": "authorization required"}]}, {}
+        if mode == "forbidden":
+            return 403, {"errors": [{"field": None, "message": "access forbidden"}]}, {}
+        if mode == "down":
+            return 500, {"errors": [{"message": "internal error"}]}, {}
+        try:
+            limit = float(params.get("limit", ["10"])[0])
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= ACTIVITY_MAX_LIMIT or limit != int(limit):
+            return (
+                400,
+                {"errors": [{"message": "limit must be an integer from 1 to 1000"}]},
+                {},
+            )
+        query = params.get("query", [""])[0]
+        try:
+            matches = parse_activity_query(query) if query else (lambda _m: True)
+        except ValueError as exc:
+            return 400, {"errors": [{"message": str(exc)}]}, {}
+        listed = [
+            {k: v for k, v in m.items() if k not in ("template_id", "unique_args")}
+            for m in self.activity_messages()
+            if matches(m)
+        ]
+        return 200, {"messages": listed[: int(limit)]}, {}
+
     def _note_request(self) -> None:
         """Count one incoming request."""
         with self._lock:
@@ -610,6 +946,7 @@ class FakeSendGrid:
             record = dict(payload)
             record["x_message_id"] = message_id
             record["sandbox"] = sandbox
+            record["received_at"] = self.clock()
             self._messages.append(record)
             return message_id
 
@@ -621,6 +958,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--key", required=True, help="API key the fake accepts")
     parser.add_argument("--slow-delay", type=float, default=1.0, help="seconds for 'slow'")
+    parser.add_argument(
+        "--activity", choices=sorted(ACTIVITY_MODES), default="available", help="Email Activity"
+    )
+    parser.add_argument("--activity-lag", type=float, default=0.0, help="feed lag, seconds")
     args = parser.parse_args(argv)
 
     done = threading.Event()
@@ -631,7 +972,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     with FakeSendGrid(
-        api_key=args.key, host=args.host, port=args.port, slow_delay_s=args.slow_delay
+        api_key=args.key,
+        host=args.host,
+        port=args.port,
+        slow_delay_s=args.slow_delay,
+        activity=args.activity,
+        activity_lag_s=args.activity_lag,
     ) as fake:
         print(fake.url, flush=True)
         while not done.wait(0.5):

@@ -6,16 +6,29 @@ Stdlib only, no I/O. Adapters (e.g. ``backorders.adapters.sendgrid_sender``) tur
 
 from __future__ import annotations
 
+import json
+import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 __all__ = [
+    "COMBINED_TEMPLATE",
+    "MAX_TEMPLATE_DATA_BYTES",
+    "TEMPLATE_SLOTS",
+    "ActivityLookup",
     "OutgoingEmail",
+    "Resolution",
     "SendOutcome",
     "SendStatus",
     "is_deliverable_address",
+    "is_dynamic_template_id",
+    "resolve_unknown",
     "safe_header_value",
+    "template_data_bytes",
+    "validate_template_ids",
 ]
 
 
@@ -33,6 +46,11 @@ class OutgoingEmail:
     # The outbox messages this email carries when it combines several (one customer,
     # several orders); sent as custom_args["message_keys"], comma-separated.
     carries: tuple[str, ...] = ()
+    # A SendGrid dynamic template (d-...) and its per-recipient handlebars data: when set,
+    # the request carries template_id + dynamic_template_data instead of subject/content
+    # (subject, text and html stay here as the rendered fallback and for the record).
+    template_id: str | None = None
+    template_data: Mapping[str, object] | None = field(default=None, hash=False, compare=False)
 
     def custom_args(self) -> dict[str, str]:
         """The custom_args that identify this email and the messages it carries."""
@@ -114,3 +132,97 @@ def safe_header_value(s: str) -> str:
         else:
             out.append(ch)
     return "".join(out).strip()
+
+
+# --- SendGrid dynamic templates -------------------------------------------------------------
+
+# The message kinds an id can be configured for, plus one for an email that combines
+# several orders of one customer.
+COMBINED_TEMPLATE = "combined"
+TEMPLATE_SLOTS: tuple[str, ...] = (
+    "backorder_confirmed",
+    "promise_changed",
+    "delay_apology",
+    "ready_to_ship",
+    "cancellation_offer",
+    COMBINED_TEMPLATE,
+)
+# SendGrid's dynamic template ids are "d-" and 32 lowercase hex digits.
+_DYNAMIC_TEMPLATE_ID = re.compile(r"d-[0-9a-f]{32}")
+# SendGrid documents the handlebars data of one personalization as capped at 10,000 bytes
+# (as for substitutions); measured as the JSON the client sends.
+MAX_TEMPLATE_DATA_BYTES = 10_000
+
+
+def is_dynamic_template_id(value: str) -> bool:
+    """True for a SendGrid dynamic template id: ``d-`` followed by 32 lowercase hex digits."""
+    return _DYNAMIC_TEMPLATE_ID.fullmatch(value) is not None
+
+
+def validate_template_ids(ids: Mapping[str, str]) -> dict[str, str]:
+    """The mapping slot -> template id, or ValueError naming every bad slot or id."""
+    problems: list[str] = []
+    for slot, value in ids.items():
+        if slot not in TEMPLATE_SLOTS:
+            problems.append(f"{slot!r} is not a message kind (one of {', '.join(TEMPLATE_SLOTS)})")
+        elif not isinstance(value, str) or not is_dynamic_template_id(value):
+            problems.append(
+                f"{slot}: {value!r} is not a SendGrid dynamic template id "
+                "('d-' followed by 32 lowercase hex digits, as shown in SendGrid's "
+                "Dynamic Templates page)"
+            )
+    if problems:
+        raise ValueError("sendgrid_template_ids: " + "; ".join(problems))
+    return dict(ids)
+
+
+def template_data_bytes(data: Mapping[str, object]) -> int:
+    """Size of ``data`` as the client puts it on the wire (json.dumps, ASCII-escaped)."""
+    return len(json.dumps(data).encode("utf-8"))
+
+
+# --- unknown outcomes, resolved through SendGrid's Email Activity ---------------------------
+
+
+@dataclass(frozen=True)
+class ActivityLookup:
+    """What SendGrid's Email Activity feed said about emails whose outcome was unknown.
+
+    ``found`` maps an email key to the per-message id SendGrid lists for it (its
+    ``msg_id``, which starts with the request's X-Message-Id). ``not_found`` holds the keys
+    the feed was asked about and does not list. Keys in neither could not be looked up
+    (``error`` says why: the API is unavailable to the key, failing, or out of budget).
+    """
+
+    found: Mapping[str, str] = field(default_factory=dict)
+    not_found: frozenset[str] = frozenset()
+    error: str | None = None
+
+
+Resolution = Literal["sent", "requeue", "wait", "unresolved"]
+"""``sent``: SendGrid has it (record its msg_id). ``requeue``: not in the feed although the
+feed has had ``settle_s`` to catch up since the attempt: SendGrid never accepted it, send
+it again. ``wait``: not in the feed yet, too soon to tell. ``unresolved``: not looked up.
+"""
+
+
+def resolve_unknown(
+    email_key: str,
+    lookup: ActivityLookup,
+    *,
+    unknown_since: datetime,
+    looked_up_at: datetime,
+    settle_s: float,
+) -> Resolution:
+    """Decide an unknown email's fate from an activity lookup started at ``looked_up_at``.
+
+    ``unknown_since`` is when the unknown outcome was recorded: no request for the email
+    can have left after it (the process that sent it had stopped, or had given up on it),
+    so "not found" is only proof once the feed has had ``settle_s`` seconds since then.
+    """
+    if email_key in lookup.found:
+        return "sent"
+    if email_key in lookup.not_found:
+        waited = (looked_up_at - unknown_since).total_seconds()
+        return "requeue" if waited >= settle_s else "wait"
+    return "unresolved"

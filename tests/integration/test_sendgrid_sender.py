@@ -467,7 +467,7 @@ def test_fake_accepts_template_without_subject_or_content(fake: FakeSendGrid) ->
     body = {
         "personalizations": [{"to": [{"email": "a@example.org"}]}],
         "from": {"email": "shop@example.com"},
-        "template_id": "d-0123456789abcdef",
+        "template_id": "d-0123456789abcdef0123456789abcdef",
     }
 
     status, headers, raw = raw_post(fake.url, body)
