@@ -1,7 +1,9 @@
-"""A sending process for the fault tests: `python outbox_worker.py DB URL KEY` sends the outbox.
+"""A sending process for the fault tests: `python outbox_worker.py DB URL KEY [SETTLE_S]`.
 
-Run as a real subprocess so that a test can SIGKILL it at any point and start it again.
-Prints one progress line per recorded batch (flushed), then `done sent=.. failed=.. unknown=..`.
+Sends the outbox; run as a real subprocess so that a test can SIGKILL it at any point and
+start it again. Unknown outcomes are looked up in the (local) Email Activity feed and
+counted as lost after SETTLE_S seconds (default 1). Prints one progress line per recorded
+batch (flushed), then `done sent=.. failed=.. unknown=.. resolved=.. requeued=.. unresolved=..`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ BATCH_SIZE = 100
 CONCURRENCY = 2
 
 
-def main(db: str, url: str, key: str) -> int:
+def main(db: str, url: str, key: str, settle_s: str = "1.0") -> int:
     """Send every sendable email of the outbox at `db` through the server at `url`."""
     sender = SendGridSender(
         api_key=key,
@@ -38,10 +40,15 @@ def main(db: str, url: str, key: str) -> int:
             progress=lambda line: print(line, flush=True),
             batch_size=BATCH_SIZE,
             concurrency=CONCURRENCY,
+            options=outbox.SendOptions(settle_s=float(settle_s)),
         )
-    print(f"done sent={r.sent} failed={r.failed} unknown={r.unknown}", flush=True)
+    print(
+        f"done sent={r.sent} failed={r.failed} unknown={r.unknown} resolved={r.resolved} "
+        f"requeued={r.requeued} unresolved={r.unresolved}",
+        flush=True,
+    )
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(*sys.argv[1:4]))
+    raise SystemExit(main(*sys.argv[1:5]))
