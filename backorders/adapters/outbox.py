@@ -715,10 +715,18 @@ def _template_data(
     queued; the lines (sku, product, quantity, status, date, in-stock substitutes) are
     read from line_status now, as the rendered bodies were read at queueing.
     """
+    # supply_lots is a mart the reconcile stage builds; without it, no substitutes
+    has_lots = con.execute(
+        "select count(*) from information_schema.tables where table_name = 'supply_lots'"
+    ).fetchone()
+    in_stock = (
+        "select sku from supply_lots where supply_kind = 'stock' group by sku having sum(qty) > 0"
+        if has_lots and has_lots[0]
+        else "select null::varchar as sku where false"
+    )
     rows = con.execute(
         "with e as (select unnest($keys::varchar[]) as email_key), "
-        "in_stock as (select sku from supply_lots where supply_kind = 'stock' "
-        "group by sku having sum(qty) > 0), "
+        f"in_stock as ({in_stock}), "
         "subs as (select p.sku, list(u.sub order by u.sub) as skus "
         "from products as p, unnest(p.substitute_skus) as u(sub) "
         "where u.sub in (select sku from in_stock) group by p.sku) "
