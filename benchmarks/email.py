@@ -1,6 +1,8 @@
 """Email benchmark: outbox messages per second through SendGridSender to a local SendGrid.
 
     uv run python benchmarks/email.py --messages 20000 --batch-size 500 --concurrency 2
+    uv run python benchmarks/email.py --messages 20000 --templates     # dynamic templates
+    uv run python benchmarks/email.py --messages 20000 --unknown 2000  # + resolving doubt
 
 Seeds N pending messages (realistic ~1.5 KB bodies; one in ten customers with two
 orders, combined into one email) straight into a DuckDB file, starts the local
@@ -8,6 +10,11 @@ SendGrid-compatible server as a separate process (so it does not share this
 process's GIL), and times `outbox.send_pending` as the pipeline runs it: mark each
 batch `sending`, one request per batch (personalizations), record outcomes and audit
 rows, one transaction each. Prints one JSON line. Not a test: figures only.
+
+--templates: every email uses a SendGrid dynamic template (data read at send time).
+--unknown N: then N emails are put in doubt (`failed`/`unknown`, settled): half of
+them had been accepted, half never sent; a second pass resolves them through the local
+server's Email Activity feed (found: sent; not found: requeued and sent) and is timed.
 """
 
 from __future__ import annotations
@@ -22,11 +29,14 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
+
+import duckdb
 
 from backorders.adapters import outbox, store
 from backorders.adapters.sendgrid_sender import SendGridSender
@@ -67,13 +77,30 @@ def seed(db: Path, n: int) -> None:
         )
 
 
+def doubt(con: duckdb.DuckDBPyConnection, n: int, status: str) -> None:
+    """Put n emails of this status in doubt, as a killed sender leaves them (settled)."""
+    con.execute(
+        "update outbox set status = 'failed', failure = 'unknown', "
+        "unknown_since = now() - interval 1 hour where email_key in (select email_key "
+        "from outbox where status = $s group by email_key order by email_key limit $n)",
+        {"s": status, "n": n},
+    )
+
+
 def main() -> None:
     """Seed, start the local server, send everything, print the figures as JSON."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--messages", type=int, default=20_000)
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--templates", action="store_true", help="send with dynamic templates")
+    ap.add_argument("--unknown", type=int, default=0, help="emails to put in doubt, then resolve")
     args = ap.parse_args()
+    ids = {"backorder_confirmed": "d-" + "1" * 32, "combined": "d-" + "c" * 32}
+    options = outbox.SendOptions(
+        template_ids=ids if args.templates else {}, settle_s=60, max_queries=10_000
+    )
+    first = dataclasses.replace(options, resolve_unknown=False)  # the doubt waits for pass 2
     server = subprocess.Popen(
         [sys.executable, "-m", "backorders.adapters.sendgrid_fake", "--port", "0", "--key", KEY],
         stdout=subprocess.PIPE,
@@ -90,6 +117,8 @@ def main() -> None:
                 api_key=KEY, host=url, from_email="care@shop.test", timeout_s=30.0
             )
             with store.connect(db) as con:
+                if args.unknown:  # half of the doubt: emails that never left
+                    doubt(con, args.unknown // 2, "pending")
                 t0 = time.perf_counter()
                 r = outbox.send_pending(
                     con,
@@ -99,9 +128,31 @@ def main() -> None:
                     progress=lambda _line: None,
                     batch_size=args.batch_size,
                     concurrency=args.concurrency,
+                    options=first,
                 )
                 elapsed = time.perf_counter() - t0
                 emails = con.execute("select count(*) from outbox_emails").fetchone()
+                resolution: dict[str, object] = {}
+                if args.unknown:  # the other half: accepted, answer lost
+                    doubt(con, args.unknown - args.unknown // 2, "sent")
+                    t1 = time.perf_counter()
+                    r2 = outbox.send_pending(
+                        con,
+                        sender,
+                        run_id="bench-2",
+                        now=lambda: datetime.now(UTC),
+                        progress=lambda _line: None,
+                        batch_size=args.batch_size,
+                        concurrency=args.concurrency,
+                        options=options,
+                    )
+                    resolution = {
+                        "unknown_emails": args.unknown,
+                        "resolved_messages": r2.resolved,
+                        "requeued_messages": r2.requeued,
+                        "activity_requests": -(-args.unknown // options.keys_per_query),
+                        "resolve_pass_seconds": round(time.perf_counter() - t1, 2),
+                    }
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -117,6 +168,8 @@ def main() -> None:
                 "concurrency": args.concurrency,
                 "seconds": round(elapsed, 2),
                 "messages_per_second": round(r.sent / elapsed),
+                "templates": args.templates,
+                **resolution,
             }
         )
     )
