@@ -374,14 +374,22 @@ def _insert(
 
 @dataclass
 class SendResult:
-    """What one send pass did, counted in messages (outbox rows)."""
+    """What one send pass did, counted in messages (outbox rows).
+
+    How unknown outcomes were settled is in plain attributes, not fields, so that
+    ``asdict()`` (the run summary's `sent` entry) keeps its shape: ``resolved`` (unknown ->
+    sent: found in SendGrid's Email Activity), ``requeued`` (unknown -> pending: not in the
+    feed after the settle delay; sent again), ``unresolved`` (still unknown after the pass).
+    """
 
     sent: int = 0
     failed: int = 0
     unknown: int = 0  # became unknown in this pass
-    resolved: int = 0  # unknown -> sent: found in SendGrid's Email Activity
-    requeued: int = 0  # unknown -> pending: not in the feed after the settle delay; sent again
-    unresolved: int = 0  # still unknown after this pass (feed not settled, or no lookup)
+
+    def __post_init__(self) -> None:
+        self.resolved = 0
+        self.requeued = 0
+        self.unresolved = 0
 
 
 @dataclass(frozen=True)
