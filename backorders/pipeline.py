@@ -35,7 +35,10 @@ def new_run_id(as_of: datetime) -> str:
 
 def start_run(settings: Settings, run_id: str, as_of: datetime, flow_run_id: str | None) -> None:
     """Record the run as started (and audit it)."""
-    with store.connect(settings.db) as con, store.transaction(con):
+    with (
+        store.connect(settings.db, memory_limit=settings.memory_limit) as con,
+        store.transaction(con),
+    ):
         con.execute(
             "insert into runs (run_id, flow_run_id, as_of, started_at, status) "
             "values ($r, $f, $a, $n, 'running')",
@@ -62,7 +65,10 @@ def finish_run(
     """Record how the run ended (and audit it); return the audit chain's head, seq:hash."""
     import json
 
-    with store.connect(settings.db) as con, store.transaction(con):
+    with (
+        store.connect(settings.db, memory_limit=settings.memory_limit) as con,
+        store.transaction(con),
+    ):
         con.execute(
             "update runs set finished_at = $n, status = $s, message = $m, summary = $j::json "
             "where run_id = $r",
@@ -89,7 +95,7 @@ def ingest_stage(
     settings: Settings, run_id: str, as_of: datetime, progress: Progress
 ) -> dict[str, Any]:
     """Load every new landing file; summary of files and rows by fate."""
-    with store.connect(settings.db) as con:
+    with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
         results = ingest.ingest_landing(
             con,
             settings.landing,
@@ -114,7 +120,7 @@ def ingest_stage(
 
 def validate_stage(settings: Settings, run_id: str, progress: Progress) -> dict[str, Any]:
     """Check this run's feed batches (GX) and inventory accuracy; close the gate if too low."""
-    with store.connect(settings.db) as con:
+    with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
         with store.transaction(con):
             store.run(
                 con,
@@ -172,8 +178,8 @@ def validate_stage(settings: Settings, run_id: str, progress: Progress) -> dict[
 def reconcile_stage(
     settings: Settings, run_id: str, as_of: datetime, progress: Progress
 ) -> dict[str, Any]:
-    """Book stock, supply and ranked demand; check the inventory equations."""
-    with store.connect(settings.db) as con:
+    """Book stock and supply lots; check the inventory equations."""
+    with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
         pos = allocation_store.reconcile(con, as_of=as_of, settings=settings)
         with store.transaction(con):
             suites = gx_runner.run_suites(con, ("mart_book_stock",), run_id)
@@ -181,9 +187,9 @@ def reconcile_stage(
     if failed:
         raise GateClosed(f"inventory equations do not hold (suite {', '.join(failed)})")
     progress(
-        f"reconcile: {pos.open_lines} open lines ({pos.open_units} units) on {pos.skus_with_demand} "
-        f"skus; usable stock {pos.usable_stock_units}, incoming {pos.incoming_units}; "
-        f"{pos.fillable_now_lines} lines fillable now; {pos.overdue_po_lines} overdue PO lines"
+        f"reconcile: usable stock {pos.usable_stock_units} units on {pos.skus_in_stock} skus "
+        f"({pos.safety_units} held back as safety stock); incoming {pos.incoming_units} units on "
+        f"{pos.incoming_po_lines} open PO lines; {pos.overdue_po_lines} overdue PO lines"
     )
     return asdict(pos)
 
@@ -192,7 +198,7 @@ def allocate_stage(
     settings: Settings, run_id: str, as_of: datetime, progress: Progress
 ) -> dict[str, Any]:
     """Allocate, then check the results' equations (a failure blocks the emails)."""
-    with store.connect(settings.db) as con:
+    with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
         summary = allocation_store.allocate(
             con, run_id=run_id, as_of=as_of, settings=settings, now=utcnow()
         )
@@ -219,7 +225,7 @@ def communicate_stage(
     from backorders.domain.messages import Policy
 
     dry = dry_run or not settings.sending_enabled
-    with store.connect(settings.db) as con:
+    with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
         q = outbox.queue_messages(
             con,
             run_id=run_id,

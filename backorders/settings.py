@@ -39,6 +39,7 @@ class Settings(BaseSettings):
 
     db: Path = Path("data/backorders.duckdb")
     landing: Path = Path("data/landing")
+    memory_limit: str = Field(default="3GB", pattern=r"^\d+(\.\d+)?\s*([KMGT]i?B)$|^$")
     priority_key: list[PriorityField] = Field(
         default_factory=lambda: ["order_priority", "customer_tier", "placed_at", "order_value"]
     )

@@ -8,10 +8,14 @@ orders by ETA) by open lines in priority order (domain.priority), in three steps
    A ship-complete order that this does not cover completely is held: its lines
    give their stock back and the next lines take it (one re-pour; a held order
    waits for the next run even if the re-pour would now cover it).
-2. Backorder acceptance. What stock did not cover is a backorder, accepted in rank
-   order up to the product's max_backorder_qty; the excess, and everything of a
-   product that cannot be backordered, is refused (a cancellation offer).
-3. Incoming supply. Accepted backorders take open PO lines in rank order.
+2. Backorder acceptance. What stock did not cover is a backorder, accepted in the
+   same order of service (committed lines first, then rank) up to the product's
+   max_backorder_qty; the excess, and everything of a product that cannot be
+   backordered, is refused (a cancellation offer).
+3. Incoming supply. Accepted backorders take open PO lines in that same order.
+
+One order of service for all three steps is what lets the SQL do the whole
+allocation from a single sort (running sums in closed form, docs/allocation.md).
 
 A line's promised date is the date of the supply that completes it plus handling
 days; a ship-complete order's lines share the date of its last line, and none has
@@ -173,17 +177,18 @@ def allocate(
     for ln in sorted(lines, key=lambda ln: (ln.sku, *sort_key(ln, key, tiers))):
         by_sku[ln.sku].append(ln)
     rank = {(ln.order_id, ln.line_no): r for ls in by_sku.values() for r, ln in enumerate(ls, 1)}
+    # the order of service: lines that held stock last run (committed) first, then rank
+    serving = {
+        sku: sorted(
+            ls,
+            key=lambda ln: (not (keep_committed and ln.committed), rank[(ln.order_id, ln.line_no)]),
+        )
+        for sku, ls in by_sku.items()
+    }
 
     def stock_pass(exclude: set[str]) -> list[Allocation]:
         out: list[Allocation] = []
-        for sku, ls in by_sku.items():
-            order = sorted(
-                ls,
-                key=lambda ln: (
-                    not (keep_committed and ln.committed),
-                    rank[(ln.order_id, ln.line_no)],
-                ),
-            )
+        for sku, order in serving.items():
             stock = [lot for lot in lots_by_sku.get(sku, []) if lot.kind == "stock"]
             out += _pour([(ln, ln.qty) for ln in order if ln.order_id not in exclude], stock)
         return out
@@ -199,10 +204,10 @@ def allocate(
 
     accepted: dict[LineKey, int] = {}
     refused: dict[LineKey, int] = {}
-    for sku, ls in by_sku.items():
+    for sku, order in serving.items():
         product = products.get(sku, Product())
         room = product.max_backorder_qty
-        for ln in ls:
+        for ln in order:
             k = (ln.order_id, ln.line_no)
             need = ln.qty - from_stock.get(k, 0)
             ok = need if product.backorderable else 0
@@ -212,9 +217,9 @@ def allocate(
             accepted[k], refused[k] = ok, need - ok
 
     po_allocs: list[Allocation] = []
-    for sku, ls in by_sku.items():
+    for sku, order in serving.items():
         po_lots = [lot for lot in lots_by_sku.get(sku, []) if lot.kind == "po"]
-        po_allocs += _pour([(ln, accepted[(ln.order_id, ln.line_no)]) for ln in ls], po_lots)
+        po_allocs += _pour([(ln, accepted[(ln.order_id, ln.line_no)]) for ln in order], po_lots)
     from_po = _sum_by_line(po_allocs)
 
     allocations = stock_allocs + po_allocs

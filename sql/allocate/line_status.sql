@@ -1,37 +1,19 @@
--- Where every open or recently closed line stands after this run's allocation.
-create or replace temp table _line_status as
+-- Where every open or recently closed line stands after this run's allocation,
+-- written into line_status_next (swapped in for line_status once compared with it).
+insert into line_status_next
 with got as (
-    select order_id, line_no,
-           sum(qty) filter (where supply_kind = 'stock') as qty_allocated,
-           sum(qty) filter (where supply_kind = 'po') as qty_promised,
-           max(available_on) as last_supply_on,
-           -- the last lot it drew, for the reason; `backorders explain` lists them all
-           arg_max(supply_ref, (available_on, supply_ref)) as last_ref,
-           count(*) as n_lots
+    -- the lot that completes each line (the last it draws)
+    select lid, available_on as last_supply_on, supply_ref as last_ref
     from _alloc
-    group by all
-),
-sku_facts as (
-    select d.sku, count(*) as lines_for_sku,
-           coalesce(any_value(s.usable_qty), 0) as usable_qty
-    from demand_lines as d
-    left join (select sku, sum(qty) filter (where usable) as usable_qty from supply_lots group by sku) as s
-        using (sku)
-    group by d.sku
+    where is_last
 ),
 lines as (
-    select d.order_id, d.line_no, d.customer_id, d.sku, d.qty_ordered, d.qty_shipped, d.qty_open,
-           d.ship_complete, d.max_backorder_qty, d.backorderable, d.priority_rank,
-           coalesce(g.qty_allocated, 0) as qty_allocated,
-           coalesce(g.qty_promised, 0) as qty_promised,
-           a.refused,
-           h.order_id is not null as held,
-           g.last_supply_on, g.last_ref, g.n_lots, f.lines_for_sku, f.usable_qty
-    from demand_lines as d
-    join _accept as a using (order_id, line_no)
-    join sku_facts as f on f.sku = d.sku
-    left join got as g using (order_id, line_no)
-    left join _held as h on h.order_id = d.order_id
+    select l.order_id, l.line_no, l.customer_id, l.sku, l.qty_ordered, l.qty_shipped, l.qty_open,
+           l.ship_complete, l.max_backorder_qty, l.backorderable, l.priority_rank,
+           l.qty_allocated, l.qty_promised, l.refused, l.held,
+           g.last_supply_on, g.last_ref, l.lines_for_sku, l.usable_qty
+    from _lines as l
+    left join got as g using (lid)
 ),
 ship_complete_orders as (
     -- a ship-complete order ships when its last line is covered: one date for all lines
@@ -61,8 +43,8 @@ open_final as (
                 else 'unpromised' end as status,
            priority_rank,
            'rank ' || priority_rank || ' of ' || lines_for_sku || ' open lines for ' || sku || ': '
-           || case when qty_allocated >= qty_open then 'all ' || qty_open || ' from stock (' || last_ref
-                        || case when n_lots > 1 then ' and ' || (n_lots - 1) || ' more' else '' end || ')'
+           || case when qty_allocated >= qty_open then 'all ' || qty_open || ' from stock, completed by '
+                        || last_ref
                    when refused > 0 and not backorderable
                         then 'product not backorderable (discontinued or blocked); '
                              || qty_allocated || ' of ' || qty_open || ' from stock'
@@ -82,23 +64,36 @@ open_final as (
                    else '' end as reason
     from covered
 ),
+shipped as (
+    select order_id, line_no, sum(qty) as qty
+    from shipments
+    where shipped_at <= $as_of
+    group by all
+),
+closed_lines as (
+    -- the complement of the open lines: the line is closed or fully shipped, or its
+    -- order is closed (looked up among the few closed orders, not by joining every
+    -- line with its order)
+    select ol.order_id, ol.line_no, ol.sku, ol.qty, ol.status, ol.updated_at,
+           coalesce(sh.qty, 0) as qty_shipped
+    from order_lines as ol
+    left join shipped as sh using (order_id, line_no)
+    where ol.status <> 'open' or ol.qty <= coalesce(sh.qty, 0)
+       or ol.order_id in (select order_id from orders where status <> 'open')
+),
 closed as (
     select ol.order_id, ol.line_no, o.customer_id, ol.sku, ol.qty as qty_ordered,
-           coalesce(sh.qty, 0) as qty_shipped, 0 as qty_allocated, 0 as qty_promised,
+           ol.qty_shipped, 0 as qty_allocated, 0 as qty_promised,
            0 as qty_unpromised, null::date as promised_date,
            case when ol.status = 'cancelled' or o.status = 'cancelled' then 'cancelled'
                 else 'shipped' end as status,
            null::bigint as priority_rank,
            case when ol.status = 'cancelled' or o.status = 'cancelled' then 'cancelled'
                 else 'shipped' end || ' (line ' || ol.status || ', order ' || o.status || ')' as reason
-    from order_lines as ol
+    from closed_lines as ol
     join orders as o using (order_id)
-    left join (select order_id, line_no, sum(qty) as qty from shipments group by all) as sh
-        using (order_id, line_no)
-    anti join demand_lines as d using (order_id, line_no)
     where greatest(ol.updated_at, o.updated_at) >= $as_of::timestamptz - interval 30 day
-      and (ol.status <> 'open' or o.status <> 'open' or ol.qty <= coalesce(sh.qty, 0))
 )
-select * from open_final
+select *, $run_id from open_final
 union all
-select * from closed
+select *, $run_id from closed

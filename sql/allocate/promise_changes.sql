@@ -13,7 +13,7 @@ with compared as (
                when n.promised_date < o.promised_date then 'earlier'
                when n.status <> o.status then 'status'
            end as change
-    from _line_status as n
+    from line_status_next as n
     left join line_status as o using (order_id, line_no)
 )
 select $run_id, order_id, line_no, change, old_status, new_status, old_promised_date,

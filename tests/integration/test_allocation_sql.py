@@ -931,6 +931,14 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyCon
     assert store.scalar(c, "select count(*) from order_lines") == N_LINES
     cycle(c, "r1", S_DEFAULT)
     c.execute("create table line_status_r1 as select * from line_status")
+    # r1's open lines with the facts the invariants read (demand is ranked, not stored)
+    c.execute(
+        "create table demand_r1 as select l.order_id, l.line_no, l.sku, "
+        "l.qty_ordered - l.qty_shipped as qty_open, o.ship_complete, "
+        "coalesce(p.status = 'active' and p.backorderable, false) as backorderable, "
+        "p.max_backorder_qty from line_status_r1 as l join orders as o using (order_id) "
+        "left join products as p using (sku) where l.status not in ('shipped', 'cancelled')"
+    )
     # r2 sees r1's line_status: its allocated lines are committed (keep_committed is on)
     cycle(c, "r2", S_DEFAULT)
     yield c
@@ -941,7 +949,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyCon
 # their stock back on purpose, so the stock-order invariants leave them out.
 HELD = """
     held as (
-        select distinct d.order_id from demand_lines as d
+        select distinct d.order_id from demand_r1 as d
         join line_status_r1 as l using (order_id, line_no)
         where d.ship_complete and l.qty_allocated < d.qty_open
     )
@@ -950,7 +958,7 @@ HELD = """
 
 def test_big_world_is_skewed_and_has_every_kind_of_supply(big: duckdb.DuckDBPyConnection) -> None:
     top, skus = big.execute(
-        "select max(n), count(*) from (select sku, count(*) as n from demand_lines group by sku)"
+        "select max(n), count(*) from (select sku, count(*) as n from demand_r1 group by sku)"
     ).fetchone()  # type: ignore[misc]
     assert top > 1_000 and skus > 150
     kinds = dict(
@@ -971,7 +979,7 @@ def test_big_world_is_skewed_and_has_every_kind_of_supply(big: duckdb.DuckDBPyCo
 def test_no_line_gets_more_than_its_open_qty(big: duckdb.DuckDBPyConnection) -> None:
     over = big.execute(
         """
-        select count(*) from demand_lines as d
+        select count(*) from demand_r1 as d
         join (select order_id, line_no, sum(qty) as qty from allocations where run_id = 'r1'
               group by all) as a using (order_id, line_no)
         where a.qty > d.qty_open
@@ -979,14 +987,14 @@ def test_no_line_gets_more_than_its_open_qty(big: duckdb.DuckDBPyConnection) -> 
     ).fetchone()
     assert over == (0,)
     unbalanced = big.execute(
-        "select count(*) from line_status_r1 as l join demand_lines as d using (order_id, line_no) "
+        "select count(*) from line_status_r1 as l join demand_r1 as d using (order_id, line_no) "
         "where l.qty_allocated + l.qty_promised + l.qty_unpromised <> d.qty_open "
         "or least(l.qty_allocated, l.qty_promised, l.qty_unpromised) < 0"
     ).fetchone()
     assert unbalanced == (0,)
     strays = big.execute(
         "select count(*) from allocations as a where run_id = 'r1' "
-        "and not exists (select 1 from demand_lines as d "
+        "and not exists (select 1 from demand_r1 as d "
         "where d.order_id = a.order_id and d.line_no = a.line_no)"
     ).fetchone()
     assert strays == (0,)
@@ -1018,7 +1026,7 @@ def test_no_lower_ranked_line_holds_stock_while_a_higher_ranked_one_is_short(
                        as first_short_of_stock,
                    max(l.priority_rank) filter (where l.qty_allocated > 0) as last_with_stock
             from line_status_r1 as l
-            join demand_lines as d using (order_id, line_no)
+            join demand_r1 as d using (order_id, line_no)
             where d.order_id not in (select order_id from held)
             group by l.sku
         )
@@ -1044,7 +1052,7 @@ def test_no_lower_ranked_line_holds_po_supply_while_a_higher_ranked_one_is_unpro
                    min(l.priority_rank) filter (where l.qty_unpromised > 0) as first_short,
                    max(l.priority_rank) filter (where l.qty_promised > 0) as last_with_po
             from line_status_r1 as l
-            join demand_lines as d using (order_id, line_no)
+            join demand_r1 as d using (order_id, line_no)
             where d.backorderable and d.max_backorder_qty is null
             group by l.sku
         )
@@ -1066,7 +1074,7 @@ def test_allocated_units_per_sku_are_min_of_demand_and_usable_supply(
                        as unheld,
                    any_value(backorderable) as backorderable,
                    any_value(max_backorder_qty) as cap
-            from demand_lines group by all
+            from demand_r1 group by all
         ),
         s as (
             select sku, coalesce(sum(qty) filter (where supply_kind = 'stock'), 0) as stock,

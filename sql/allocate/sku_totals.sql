@@ -1,0 +1,22 @@
+-- Per sku with demand: an integer id for the joins of this run, usable stock, usable
+-- incoming supply, the open quantity of the committed lines (served first) and the
+-- number of open lines.
+create or replace temp table _sku as
+with supply as (
+    select sku,
+           coalesce(sum(qty) filter (where supply_kind = 'stock'), 0) as stock_total,
+           coalesce(sum(qty) filter (where supply_kind = 'po'), 0) as po_total
+    from supply_lots
+    where usable and qty > 0
+    group by sku
+),
+demand as (
+    select sku, max(committed_upto) as committed_total, count(*) as lines
+    from _demand
+    group by sku
+)
+select row_number() over (order by d.sku) as sid, d.sku,
+       coalesce(s.stock_total, 0) as stock_total, coalesce(s.po_total, 0) as po_total,
+       d.committed_total, d.lines
+from demand as d
+left join supply as s using (sku)
