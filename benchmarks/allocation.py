@@ -183,8 +183,9 @@ def main() -> None:
     allocation_store.reconcile(con, as_of=AS_OF, settings=settings)
     reconcile_s = time.perf_counter() - t
     t = time.perf_counter()
+    steps: dict[str, float] = {}
     summary = allocation_store.allocate(
-        con, run_id="bench", as_of=AS_OF, settings=settings, now=AS_OF
+        con, run_id="bench", as_of=AS_OF, settings=settings, now=AS_OF, timings=steps
     )
     allocate_s = time.perf_counter() - t
     rss_alloc = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -205,6 +206,7 @@ def main() -> None:
         "loop_lines_per_s": round(loop_rate, 1),
         "lines_per_s": round(args.lines / alloc_s),
         "speedup": round(args.lines / alloc_s / loop_rate) if args.loop_lines else None,
+        "allocate_steps": steps,
         "units_from_stock": summary["units_allocated_from_stock"],
         "units_from_po": summary["units_promised_from_po"],
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,9 +59,25 @@ def _rank_demand(con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: S
     )
 
 
-def _allocate_sql(con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: Settings) -> None:
+class _Clock:
+    """Seconds per step, when the caller asks for them (benchmarks, logs)."""
+
+    def __init__(self, into: dict[str, float] | None) -> None:
+        self.into, self.t = into, time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        if self.into is not None:
+            self.into[step] = round(self.into.get(step, 0.0) + now - self.t, 2)
+        self.t = now
+
+
+def _allocate_sql(
+    con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: Settings, clock: _Clock
+) -> None:
     """The policy of domain.allocation, set-based: ranked demand -> _lines (shares), _alloc (rows)."""
     _rank_demand(con, as_of=as_of, settings=settings)
+    clock.lap("rank")
     store.run(con, "allocate/sku_totals")
     store.run(con, "allocate/lots")
     store.run(con, "allocate/placed")
@@ -73,10 +90,13 @@ def _allocate_sql(con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: 
             "(lid bigint, held boolean, held_before bigint)"
         )
     store.run(con, "allocate/lines")
+    clock.lap("shares")
     # _lines has all that is left to do: free the ranked demand (about 1 GB at 10M lines)
     con.execute("drop view _placed")
     con.execute("drop table _demand")
+    store.run(con, "allocate/po_span")
     store.run(con, "allocate/alloc_rows")
+    clock.lap("rows")
 
 
 def allocate(
@@ -86,10 +106,12 @@ def allocate(
     as_of: datetime,
     settings: Settings,
     now: datetime,
+    timings: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Allocate supply to open lines and write allocations, line_status and promise changes."""
+    clock = _Clock(timings)
     with store.transaction(con):
-        _allocate_sql(con, as_of=as_of, settings=settings)
+        _allocate_sql(con, as_of=as_of, settings=settings, clock=clock)
         con.execute("delete from allocations where run_id = $r", {"r": run_id})
         con.execute(
             "insert into allocations select $r, order_id, line_no, sku, supply_kind, supply_ref, "
@@ -105,10 +127,12 @@ def allocate(
             "allocate/line_status",
             {"as_of": as_of, "handling_days": settings.handling_days, "run_id": run_id},
         )
+        clock.lap("write_allocations_and_line_status")
         store.run(con, "allocate/promise_changes", {"run_id": run_id})
         con.execute("drop table line_status")
         con.execute("alter table line_status_next rename to line_status")
         _drop_scratch(con)
+        clock.lap("promise_changes")
         summary = summarize(con, run_id)
         digest, n_changes, n_allocs = store.run(
             con, "allocate/decisions_digest", {"run_id": run_id}
@@ -125,6 +149,8 @@ def allocate(
             ],
             logged_at=now,
         )
+        clock.lap("summary_and_audit")
+    clock.lap("commit")
     return summary
 
 
@@ -143,7 +169,7 @@ def _create_twin(con: duckdb.DuckDBPyConnection, table: str, twin: str) -> None:
 def _drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
     """Free the run's temporary tables (they hold about a GB at 10M lines)."""
     con.execute("drop view if exists _placed")
-    for t in ("_alloc", "_lines", "_held_before", "_held", "_lots", "_sku", "_demand"):
+    for t in ("_alloc", "_po_span", "_lines", "_held_before", "_held", "_lots", "_sku", "_demand"):
         con.execute(f"drop table if exists {t}")
 
 

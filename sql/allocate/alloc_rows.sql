@@ -2,8 +2,8 @@
 -- occupies [s2, s2 + qty_allocated) on its sku's stock axis and
 -- [acc_before, acc_before + qty_promised) on its PO axis and draws every lot that
 -- overlaps. Stock lots are few per sku (one per location): an equi-join on the sku.
--- PO lots can be many for a busy sku: two ASOF joins on narrow integer rows find the
--- first and the last lot a line touches, and the lots between are listed. is_last
+-- PO lots: _po_span (po_span.sql) has the first and the last lot each line touches;
+-- the lots between are listed. is_last
 -- marks the lot that completes the line (its date is the line's supply date).
 create or replace temp table _alloc as
 with stock_rows as (
@@ -17,25 +17,11 @@ with stock_rows as (
        and s.s_start < l.s2 + l.qty_allocated and s.s_start + s.qty > l.s2
     where l.qty_allocated > 0
 ),
-po_lots as (
-    select sid, s_start, idx from _lots where supply_kind = 'po'
-),
-po_lines as (
-    select lid, sid, acc_before as p_start, acc_before + qty_promised as p_end
-    from _lines
-    where qty_promised > 0
-),
-span as (
-    select l.lid, l.sid, l.p_start, l.p_end, f.idx as first_idx, e.idx as last_idx
-    from po_lines as l
-    asof join po_lots as f on f.sid = l.sid and l.p_start >= f.s_start
-    asof join po_lots as e on e.sid = l.sid and l.p_end - 1 >= e.s_start
-),
 po_rows as (
     select l.lid, l.order_id, l.line_no, l.sku, p.supply_kind, p.supply_ref,
            least(s.p_end, p.s_start + p.qty) - greatest(s.p_start, p.s_start) as qty,
            p.available_on, s.idx = s.last_idx as is_last
-    from (select *, unnest(range(first_idx, last_idx + 1)) as idx from span) as s
+    from (select *, unnest(range(first_idx, last_idx + 1)) as idx from _po_span) as s
     join _lots as p on p.sid = s.sid and p.supply_kind = 'po' and p.idx = s.idx
     join _lines as l on l.lid = s.lid
 )

@@ -10,7 +10,7 @@ with got as (
 lines as (
     select l.order_id, l.line_no, l.customer_id, l.sku, l.qty_ordered, l.qty_shipped, l.qty_open,
            l.ship_complete, l.max_backorder_qty, l.backorderable, l.priority_rank,
-           l.qty_allocated, l.qty_promised, l.refused, l.held,
+           l.qty_allocated, l.qty_promised, l.refused, l.held, l.committed,
            g.last_supply_on, g.last_ref, l.lines_for_sku, l.usable_qty
     from _lines as l
     left join got as g using (lid)
@@ -61,6 +61,9 @@ open_final as (
                                   || 'its stock went to the next lines'
                    when ship_complete and completes_on is not null and qty_allocated < qty_open
                         then '; ship-complete: the order ships complete on its last line''s date'
+                   else '' end
+           || case when committed then '; committed: it held its stock in the last run, so it '
+                                       || 'is served before lines ranked ahead of it'
                    else '' end as reason
     from covered
 ),
