@@ -223,7 +223,17 @@ def main(argv: list[str] | None = None) -> int:
         "verify-audit": cmd_verify_audit,
         "serve": cmd_serve,
     }[args.command]
-    return handler(args)
+    from pydantic import ValidationError
+
+    try:
+        return handler(args)
+    except ValidationError as exc:
+        # a bad setting (settings file or BACKORDERS_* variable): one line per field
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"backorders: invalid settings: {problems}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -65,3 +65,30 @@ def test_invalid_setting_from_the_environment_is_a_clear_error(
     monkeypatch.setenv("BACKORDERS_PRIORITY_KEY", '["customer_tier", "shoe_size"]')
     with pytest.raises(ValidationError, match="priority_key"):
         load_settings()
+
+
+def test_memory_limit_that_is_not_a_size_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pydantic import ValidationError
+
+    from backorders.adapters import store
+    from backorders.settings import load_settings
+
+    monkeypatch.setenv("BACKORDERS_MEMORY_LIMIT", "lots")
+    with pytest.raises(ValidationError, match="memory_limit"):
+        load_settings()
+    # the store refuses it too (it is pasted into a SET statement)
+    with pytest.raises(store.StoreError, match="not a size"):
+        store.connect(tmp_path / "x.duckdb", memory_limit="1GB'; drop table runs; --")
+    # the run command says so in one line and exits 2
+    assert main(["run", "--landing", str(tmp_path), "--db", str(tmp_path / "y.duckdb")]) == 2
+    assert "memory_limit" in capsys.readouterr().err
+
+
+def test_memory_limit_is_applied_to_duckdb(tmp_path: Path) -> None:
+    from backorders.adapters import store
+
+    with store.connect(tmp_path / "x.duckdb", memory_limit="512MB") as con:
+        limit = con.execute("select current_setting('memory_limit')").fetchone()
+    assert limit is not None and limit[0] in {"512.0 MiB", "488.2 MiB", "512.0 MB"}
