@@ -115,24 +115,45 @@ def verify(con: duckdb.DuckDBPyConnection) -> list[str]:
                 problems.append(f"seq {seq}: content does not match its hash (edited?)")
             prev = h
             expected_seq = seq + 1
-    problems.extend(_verify_decision_digests(con))
+    problems.extend(_verify_digests(con))
     return problems
 
 
-def _verify_decision_digests(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Recompute each run's allocation-decision digest against the one audited."""
+# Events whose details carry a digest of rows kept elsewhere: the statement that recomputes
+# it (with $run_id), and what those rows are.
+_DIGESTS = {
+    "allocation_decisions": (
+        "allocate/decisions_digest",
+        "the allocation decisions of run {run} (promise_changes, allocations)",
+    ),
+    "messages_queued": (
+        "outbox/queued_digest",
+        "the messages queued by run {run} (outbox, outbox_emails; what sending never changes)",
+    ),
+}
+
+
+def _verify_digests(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Recompute each audited digest (allocation decisions, queued messages) from its rows.
+
+    A run's messages_queued digest covers all its queued rows so far, so the last such
+    event of a run is the one to match (a run queues once; a retry adds to it).
+    """
     from backorders.adapters import store  # local: store imports nothing from here
 
     problems = []
     rows = con.execute(
-        "select seq, run_id, json_extract_string(details, '$.digest') from audit_log "
-        "where event = 'allocation_decisions' order by seq"
+        "select seq, event, run_id, json_extract_string(details, '$.digest') from audit_log "
+        "where event in ('allocation_decisions', 'messages_queued') "
+        "qualify event = 'allocation_decisions' "
+        "or seq = max(seq) over (partition by event, run_id) order by seq"
     ).fetchall()
-    for seq, run_id, digest in rows:
-        now = store.run(con, "allocate/decisions_digest", {"run_id": run_id}).fetchone()
+    for seq, event, run_id, digest in rows:
+        statement, what = _DIGESTS[event]
+        now = store.run(con, statement, {"run_id": run_id}).fetchone()
         if now is None or now[0] != digest:
             problems.append(
-                f"seq {seq}: the allocation decisions of run {run_id} (promise_changes, "
-                "allocations) no longer match their audited digest (edited or deleted?)"
+                f"seq {seq}: {what.format(run=run_id)} no longer match their audited digest "
+                "(edited or deleted?)"
             )
     return problems

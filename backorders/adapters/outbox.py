@@ -21,7 +21,6 @@ passes until its attempts reach the retry budget.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -34,39 +33,30 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
-from backorders.adapters import audit, store
+from backorders.adapters import audit, message_sql, store
 from backorders.domain.email import (
     COMBINED_TEMPLATE,
     MAX_TEMPLATE_DATA_BYTES,
     ActivityLookup,
     OutgoingEmail,
     SendOutcome,
-    is_deliverable_address,
     resolve_unknown,
     safe_header_value,
     template_data_bytes,
 )
 from backorders.domain.messages import (
-    History,
     Layout,
-    LineView,
-    MessageKind,
     OrderState,
     Policy,
-    Rendered,
     Templates,
-    choose_message,
-    compose,
     format_date,
-    message_key,
-    order_state,
-    render,
 )
 from backorders.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
 TEMPLATE_DIR = PROJECT_ROOT / "config" / "templates"
 MAX_MESSAGES_PER_EMAIL = 100  # custom_args (message_keys) are capped at 10,000 bytes
+QUEUED_EVENT = "messages_queued"  # one audit row per queueing, with a digest (docs/emails.md)
 
 
 class Sender(Protocol):
@@ -104,27 +94,13 @@ class QueueResult:
     suppressed: int
     by_kind: dict[str, int]
     emails: int = 0
+    suppressed_by_reason: dict[str, int] = field(default_factory=dict)
 
 
 _REASONS = {
     "not_backorderable": "an item in your order is no longer available and cannot be backordered",
     "backordered": "your order would take longer to arrive than we think is fair to ask",
 }
-
-
-@dataclass
-class _Msg:
-    key: str
-    customer_id: str
-    order_id: str
-    kind: str
-    status: str
-    reason: str | None
-    to_email: str
-    to_name: str | None
-    section: Rendered
-    alone: Rendered
-    state: str
 
 
 def queue_messages(
@@ -137,238 +113,79 @@ def queue_messages(
     discount_code: str = "",
     today: date | None = None,
 ) -> QueueResult:
-    """Queue the messages that this run's changes deserve (idempotent by message key)."""
-    templates, layout = load_templates(), load_layout()
+    """Queue the messages that this run's changes deserve (idempotent by message key).
+
+    Set-based, in one transaction (sql/outbox): choose each order's message, key it, drop
+    the keys already in the outbox, group one email per customer, render and insert them,
+    and audit one `messages_queued` row with a digest of what was queued (docs/emails.md).
+    """
     policy = policy or Policy()
-    today = today or now.date()
-    rows = store.run(
-        con,
-        "outbox/order_candidates",
-        {"today": today, "max_wait_days": policy.max_wait_days},
-    ).fetchall()
-    cols = [d[0] for d in con.description or []]
-    orders: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
-        rec = dict(zip(cols, r, strict=True))
-        orders.setdefault(rec["order_id"], []).append(rec)
-    msgs: list[_Msg] = []
-    for order_id, recs in orders.items():
-        first = recs[0]
-        lines = [
-            LineView(
-                r["line_no"],
-                r["sku"],
-                r["product_name"],
-                int(r["qty"]),
-                r["status"],
-                r["promised_date"],
-                tuple(r["substitutes"] or ()),
-            )
-            for r in recs
-        ]
-        state = order_state(lines)
-        prev = OrderState.from_json(first["previous_state"]) if first["previous_state"] else None
-        history = History(
-            first["first_promised_date"], first["apologized"], first["cancellation_offered"]
-        )
-        kind: MessageKind | None = choose_message(
-            prev, state, history=history, policy=policy, placed_on=first["placed_on"], today=today
-        )
-        if kind is None:
-            continue
-        section = render(
-            templates[kind],
-            customer_name=first["customer_name"],
-            order_id=order_id,
-            state=state,
-            lines=lines,
-            locale=first["locale"],
-            extra={"discount_code": discount_code, "reason": _REASONS.get(state.condition, "")},
-        )
-        status, reason = "pending", None
-        if not first["email_opt_in"]:
-            status, reason = "suppressed", "customer opted out of email (email_opt_in=false)"
-        elif not is_deliverable_address(first["email"]):
-            status, reason = "suppressed", "not a deliverable email address"
-        elif dry_run:
-            status, reason = "suppressed", "dry run: rendered and recorded, not sent"
-        msgs.append(
-            _Msg(
-                key=message_key(first["customer_id"], order_id, kind, state),
-                customer_id=first["customer_id"],
-                order_id=order_id,
-                kind=kind,
-                status=status,
-                reason=reason,
-                to_email=first["email"],
-                to_name=first["customer_name"],
-                section=section,
-                alone=compose(
-                    layout, customer_name=first["customer_name"], parts=[(order_id, section)]
-                ),
-                state=state.to_json(),
-            )
-        )
+    renderer = message_sql.Renderer(
+        load_templates(), load_layout(), reasons=_REASONS, discount_code=discount_code
+    )
     with store.transaction(con):
-        new = _not_yet_queued(con, msgs)
-        emails = _group_into_emails(new, layout)
-        _insert(con, new, emails, now=now, run_id=run_id)
-        audit.append(
+        store.run(
             con,
-            run_id,
-            [
-                audit.AuditEvent(
-                    "message_" + ("queued" if m.status == "pending" else "suppressed"),
-                    "message",
-                    m.key,
-                    {
-                        "order_id": m.order_id,
-                        "kind": m.kind,
-                        "reason": m.reason,
-                        "email_key": email_key,
-                    },
-                )
-                for email_key, (_, members) in emails.items()
-                for m in members
-            ],
-            logged_at=now,
+            "outbox/new_messages",
+            {
+                "today": today or now.date(),
+                "max_wait_days": policy.max_wait_days,
+                "delay_apology_days": policy.delay_apology_days,
+                "dry_run": dry_run,
+                "bad_address_chars": message_sql.bad_address_chars(),
+            },
         )
+        store.run(con, "outbox/new_emails", {"max_per_email": MAX_MESSAGES_PER_EMAIL})
+        result = _counts(con)
+        if result.queued + result.suppressed:
+            message_sql.fill_text_tables(con)
+            con.execute(*renderer.insert_messages(now=now, run_id=run_id))
+            store.run(con, "outbox/insert_single_emails", {"now": now})
+            con.execute(*renderer.insert_emails(now=now, run_id=run_id))
+            audit.append(con, run_id, [_queued_event(con, run_id, result)], logged_at=now)
+        message_sql.drop_temp_tables(con)
+    return result
+
+
+def _counts(con: duckdb.DuckDBPyConnection) -> QueueResult:
+    """What queue_new holds: messages by kind and status, suppression reasons, emails."""
     by_kind: dict[str, int] = {}
-    for m in new:
-        by_kind[m.kind] = by_kind.get(m.kind, 0) + 1
-    suppressed = sum(1 for m in new if m.status == "suppressed")
-    return QueueResult(
-        queued=len(new) - suppressed, suppressed=suppressed, by_kind=by_kind, emails=len(emails)
-    )
+    reasons: dict[str, int] = {}
+    queued = suppressed = 0
+    for kind, reason, n in con.execute(
+        "select kind, reason, count(*) from queue_new group by all order by all"
+    ).fetchall():
+        by_kind[kind] = by_kind.get(kind, 0) + n
+        if reason is None:
+            queued += n
+        else:
+            suppressed += n
+            reasons[reason] = reasons.get(reason, 0) + n
+    emails = store.scalar(con, "select count(distinct email_key) from queue_emails")
+    return QueueResult(queued, suppressed, by_kind, int(emails or 0), reasons)
 
 
-def _not_yet_queued(con: duckdb.DuckDBPyConnection, msgs: list[_Msg]) -> list[_Msg]:
-    """The messages whose key is not in the outbox yet (a rerun finds them there)."""
-    keys = pa.table({"message_key": [m.key for m in msgs]})  # noqa: F841  (DuckDB scans it)
-    there = {
-        k
-        for (k,) in con.execute(
-            "select o.message_key from outbox o semi join keys k using (message_key)"
-        ).fetchall()
-    }
-    return sorted((m for m in msgs if m.key not in there), key=lambda m: (m.customer_id, m.key))
-
-
-def email_key_for(message_keys: Sequence[str]) -> str:
-    """The key of an email: its message's key, or a hash of the keys it combines."""
-    if len(message_keys) == 1:
-        return message_keys[0]
-    raw = "\x1f".join(sorted(message_keys))
-    return "e" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:31]
-
-
-def _group_into_emails(msgs: list[_Msg], layout: Layout) -> dict[str, tuple[Rendered, list[_Msg]]]:
-    """One email per customer (and status) for this run's messages, in key order."""
-    groups: dict[tuple[str, str], list[_Msg]] = {}
-    for m in msgs:
-        groups.setdefault((m.customer_id, m.status), []).append(m)
-    out: dict[str, tuple[Rendered, list[_Msg]]] = {}
-    for members in groups.values():
-        members.sort(key=lambda m: m.order_id)
-        for i in range(0, len(members), MAX_MESSAGES_PER_EMAIL):
-            part = members[i : i + MAX_MESSAGES_PER_EMAIL]
-            if len(part) == 1:
-                rendered = part[0].alone
-            else:
-                rendered = compose(
-                    layout,
-                    customer_name=part[0].to_name,
-                    parts=[(m.order_id, m.section) for m in part],
-                )
-            out[email_key_for([m.key for m in part])] = (rendered, part)
-    return out
-
-
-_MSG_COLS = (
-    "message_key",
-    "customer_id",
-    "order_id",
-    "kind",
-    "status",
-    "last_error",
-    "to_email",
-    "subject",
-    "body_text",
-    "body_html",
-    "state",
-    "email_key",
-)
-_EMAIL_COLS = (
-    "email_key",
-    "customer_id",
-    "to_email",
-    "to_name",
-    "subject",
-    "body_text",
-    "body_html",
-)
-
-
-def _insert(
-    con: duckdb.DuckDBPyConnection,
-    new: list[_Msg],
-    emails: dict[str, tuple[Rendered, list[_Msg]]],
-    *,
-    now: datetime,
-    run_id: str,
-) -> None:
-    """Insert the messages and their emails (inside the caller's transaction)."""
-    email_of = {m.key: ek for ek, (_, members) in emails.items() for m in members}
-    msg_rows = pa.table(  # noqa: F841  (scanned by DuckDB below)
+def _queued_event(
+    con: duckdb.DuckDBPyConnection, run_id: str, result: QueueResult
+) -> audit.AuditEvent:
+    """One audit row for the run's queued messages: counts and a digest of the rows."""
+    row = store.run(con, "outbox/queued_digest", {"run_id": run_id}).fetchone()
+    assert row is not None  # an aggregate: always one row
+    digest, messages, emails = row
+    return audit.AuditEvent(
+        QUEUED_EVENT,
+        "run",
+        run_id,
         {
-            "message_key": [m.key for m in new],
-            "customer_id": [m.customer_id for m in new],
-            "order_id": [m.order_id for m in new],
-            "kind": [m.kind for m in new],
-            "status": [m.status for m in new],
-            "last_error": [m.reason for m in new],
-            "to_email": [m.to_email for m in new],
-            "subject": [m.alone.subject for m in new],
-            "body_text": [m.alone.text for m in new],
-            "body_html": [m.alone.html for m in new],
-            "state": [m.state for m in new],
-            "email_key": [email_of[m.key] for m in new],
+            "digest": digest,
+            "run_messages": messages,
+            "run_emails": emails,
+            "queued": result.queued,
+            "suppressed": result.suppressed,
+            "emails": result.emails,
+            "by_kind": result.by_kind,
+            "suppressed_by_reason": result.suppressed_by_reason,
         },
-        schema=pa.schema([(c, pa.string()) for c in _MSG_COLS]),
-    )
-    email_rows = pa.table(  # noqa: F841  (scanned by DuckDB below)
-        {
-            "email_key": list(emails),
-            "customer_id": [ms[0].customer_id for _, ms in emails.values()],
-            "to_email": [ms[0].to_email for _, ms in emails.values()],
-            "to_name": [ms[0].to_name for _, ms in emails.values()],
-            "subject": [r.subject for r, _ in emails.values()],
-            "body_text": [r.text for r, _ in emails.values()],
-            "body_html": [r.html for r, _ in emails.values()],
-            "kinds": [sorted({m.kind for m in ms}) for _, ms in emails.values()],
-            "message_keys": [[m.key for m in ms] for _, ms in emails.values()],
-        },
-        schema=pa.schema(
-            [
-                *[(c, pa.string()) for c in _EMAIL_COLS],
-                ("kinds", pa.list_(pa.string())),
-                ("message_keys", pa.list_(pa.string())),
-            ]
-        ),
-    )
-    con.execute(
-        "insert into outbox (message_key, customer_id, order_id, kind, status, attempts, "
-        "last_error, created_at, run_id, to_email, subject, body_text, body_html, state, "
-        "email_key) select message_key, customer_id, order_id, kind, status, 0, last_error, "
-        "$now, $run, to_email, subject, body_text, body_html, state::json, email_key "
-        "from msg_rows",
-        {"now": now, "run": run_id},
-    )
-    con.execute(
-        "insert into outbox_emails select email_key, customer_id, to_email, to_name, subject, "
-        "body_text, body_html, kinds, message_keys, $now from email_rows "
-        "anti join outbox_emails using (email_key)",
-        {"now": now},
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from string import Template
@@ -197,16 +197,30 @@ _MONTHS_FR = [
 ]
 
 
+DateStyle = Literal["en-US", "en-GB", "de", "fr"]
+DATE_STYLES: tuple[DateStyle, ...] = ("en-US", "en-GB", "de", "fr")
+
+
+def date_style(locale: str | None) -> DateStyle:
+    """How a locale writes dates: all that format_date takes from the locale."""
+    lang = (locale or "en-US").replace("_", "-")
+    if lang.startswith("de"):
+        return "de"
+    if lang.startswith("fr"):
+        return "fr"
+    return "en-US" if lang == "en-US" else "en-GB"
+
+
 def format_date(d: date | None, locale: str | None) -> str:
     """A date as the customer's locale writes it; a clear phrase when there is none."""
-    lang = (locale or "en-US").replace("_", "-")
+    style = date_style(locale)
     if d is None:
-        return {"de": "noch kein Datum", "fr": "pas encore de date"}.get(lang[:2], "no date yet")
-    if lang.startswith("de"):
+        return {"de": "noch kein Datum", "fr": "pas encore de date"}.get(style, "no date yet")
+    if style == "de":
         return f"{d.day}. {_MONTHS_DE[d.month - 1]} {d.year}"
-    if lang.startswith("fr"):
+    if style == "fr":
         return f"{d.day} {_MONTHS_FR[d.month - 1]} {d.year}"
-    if lang == "en-US":
+    if style == "en-US":
         return f"{_MONTHS[d.month - 1]} {d.day}, {d.year}"
     return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
 
@@ -236,14 +250,17 @@ _LINE_STATUS_TEXT = {
     "unpromised": "no date yet",
     "not_backorderable": "no longer available",
 }
-_MAX_SUBSTITUTES_SHOWN = 5
+MAX_SUBSTITUTES_SHOWN = 5
+
+
+def line_status_text(status: str, promised_date: date | None, locale: str | None) -> str:
+    """What a line's status tells the customer ("expected 9 December 2026", ...)."""
+    return _LINE_STATUS_TEXT.get(status, status).format(date=format_date(promised_date, locale))
 
 
 def _line_text(ln: LineView, locale: str | None) -> str:
-    status = _LINE_STATUS_TEXT.get(ln.status, ln.status).format(
-        date=format_date(ln.promised_date, locale)
-    )
-    shown = ", ".join(ln.substitutes[:_MAX_SUBSTITUTES_SHOWN])
+    status = line_status_text(ln.status, ln.promised_date, locale)
+    shown = ", ".join(ln.substitutes[:MAX_SUBSTITUTES_SHOWN])
     subs = f" (alternatives in stock: {shown})" if ln.substitutes else ""
     return f"{ln.qty} x {ln.product_name} [{ln.sku}]: {status}{subs}"
 
@@ -307,3 +324,56 @@ def render(
         text=Template(templates.text).safe_substitute(values),
         html=Template(templates.html).safe_substitute(html_values),
     )
+
+
+def template_parts(template: str, names: Collection[str]) -> tuple[tuple[str, str | None], ...]:
+    """A template as (literal, placeholder) pairs: what safe_substitute with `names` does.
+
+    Joining each literal with the value of its placeholder (None: nothing) gives
+    Template(template).safe_substitute(values) for any values of exactly these names:
+    `$$` is a literal `$`; unknown names and stray `$` stay as written. The SQL renderer
+    (adapters/message_sql.py) compiles templates from these parts.
+    """
+    parts: list[tuple[str, str | None]] = []
+    literal: list[str] = []
+    pos = 0
+    for m in Template.pattern.finditer(template):
+        literal.append(template[pos : m.start()])
+        pos = m.end()
+        name = m.group("named") or m.group("braced")
+        if name is not None and name in names:
+            parts.append(("".join(literal), name))
+            literal = []
+        elif m.group("escaped") is not None:
+            literal.append(Template.delimiter)
+        else:
+            literal.append(m.group())
+    literal.append(template[pos:])
+    parts.append(("".join(literal), None))
+    return tuple(parts)
+
+
+def email_key_for(message_keys: Sequence[str]) -> str:
+    """The key of an email: its message's key, or a hash of the keys it combines."""
+    if len(message_keys) == 1:
+        return message_keys[0]
+    raw = "\x1f".join(sorted(message_keys))
+    return "e" + hashlib.sha256(raw.encode("utf-8")).hexdigest()[:31]
+
+
+def plan_emails(
+    messages: Iterable[tuple[str, str, str, str]], *, max_per_email: int
+) -> list[tuple[str, ...]]:
+    """One email per customer and status for one run's (customer_id, status, order_id, key).
+
+    Each email lists its message keys by order_id, at most `max_per_email` of them.
+    """
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for customer_id, status, order_id, key in messages:
+        groups.setdefault((customer_id, status), []).append((order_id, key))
+    emails = []
+    for members in groups.values():
+        members.sort()
+        for i in range(0, len(members), max_per_email):
+            emails.append(tuple(key for _, key in members[i : i + max_per_email]))
+    return emails

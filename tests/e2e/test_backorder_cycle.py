@@ -178,7 +178,7 @@ def test_audit_log_is_intact_and_records_the_run(
         "validation",
         "allocation_completed",
         "allocation_decisions",
-        "message_suppressed",
+        "messages_queued",
         "run_succeeded",
     } <= events
 

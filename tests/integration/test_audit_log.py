@@ -75,3 +75,72 @@ def test_edited_allocation_decision_is_detected_through_its_digest(tmp_path: Pat
         "update allocations set qty = qty + 1 where rowid = (select min(rowid) from allocations)"
     )
     assert any("allocation decisions of run r1" in p for p in audit.verify(c))
+
+
+def _queued(tmp_path: Path) -> duckdb.DuckDBPyConnection:
+    """A demo world allocated and its messages queued by run r1."""
+    from backorders.adapters import allocation_store, ingest, outbox
+    from backorders.demo_data import DemoSpec, generate
+    from backorders.settings import load_settings
+
+    spec, s = DemoSpec(seed=4), load_settings()
+    generate(tmp_path / "landing", spec)
+    c = store.connect(tmp_path / "q.duckdb")
+    ingest.ingest_landing(
+        c,
+        tmp_path / "landing",
+        run_id="r1",
+        as_of=spec.as_of,
+        settings=s,
+        now=lambda: AT,
+        progress=lambda _: None,
+    )
+    allocation_store.reconcile(c, as_of=spec.as_of, settings=s)
+    allocation_store.allocate(c, run_id="r1", as_of=spec.as_of, settings=s, now=AT)
+    outbox.queue_messages(c, run_id="r1", now=AT, dry_run=False)
+    return c
+
+
+def test_queued_messages_are_audited_as_one_digest_that_sending_does_not_break(
+    tmp_path: Path,
+) -> None:
+    c = _queued(tmp_path)
+    queued = c.execute(
+        "select count(*) from audit_log where event = 'messages_queued' and entity_id = 'r1'"
+    ).fetchone()
+    per_message = c.execute(
+        "select count(*) from audit_log where event in ('message_queued', 'message_suppressed')"
+    ).fetchone()
+    assert (queued, per_message) == ((1,), (0,))
+    # what sending changes (status, attempts, ids, errors) is not an edit of what was queued
+    c.execute(
+        "update outbox set status = 'sent', attempts = 1, provider_message_id = 'x', "
+        "sent_at = $t where status = 'pending'",
+        {"t": AT},
+    )
+    c.execute(
+        "update outbox set status = 'failed', failure = 'transient', last_error = 'e' "
+        "where rowid = (select min(rowid) from outbox where status = 'sent')"
+    )
+    assert audit.verify(c) == []
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "update outbox set kind = 'delay_apology' where rowid = (select min(rowid) from outbox)",
+        'update outbox set state = \'{"condition": "ready", "promised_date": null}\' '
+        "where rowid = (select max(rowid) from outbox)",
+        "update outbox set status = 'pending', last_error = null "
+        "where rowid = (select min(rowid) from outbox where status = 'suppressed')",
+        "delete from outbox where rowid = (select min(rowid) from outbox)",
+        "update outbox_emails set to_email = 'someone@else.test' "
+        "where rowid = (select min(rowid) from outbox_emails)",
+    ],
+    ids=["kind", "state", "suppressed-to-pending", "deleted", "email-address"],
+)
+def test_edited_queued_message_is_detected_through_its_digest(tmp_path: Path, edit: str) -> None:
+    c = _queued(tmp_path)
+    assert audit.verify(c) == []
+    c.execute(edit)
+    assert any("messages queued by run r1" in p for p in audit.verify(c))

@@ -63,14 +63,15 @@ def _sender(url: str, *, key: str = KEY, attempts: int = 4) -> SendGridSender:
 
 
 def _queue(con: duckdb.DuckDBPyConnection, keep: int = 40) -> None:
-    """Queue this run's messages, then keep only `keep` pending so sends stay quick."""
-    outbox.queue_messages(con, run_id="r1", now=_now(), dry_run=False)
+    """Queue this run's messages with all but `keep` customers opted out, so sends stay quick."""
     con.execute(
-        "update outbox set status = 'suppressed', last_error = 'test: not sent' "
-        "where status = 'pending' and email_key not in (select distinct email_key from outbox "
-        "where status = 'pending' order by email_key limit $k)",
+        "update customers set email_opt_in = false where customer_id not in ("
+        "select distinct l.customer_id from line_status l join customers c using (customer_id) "
+        "where l.status in ('promised', 'unpromised', 'partially_allocated') "
+        "and c.email_opt_in and c.email like '%_@_%._%' order by 1 limit $k)",
         {"k": keep},
     )
+    outbox.queue_messages(con, run_id="r1", now=_now(), dry_run=False)
 
 
 def _status(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
+from string import Template
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from backorders.domain.messages import (
+    DATE_STYLES,
     History,
     Layout,
     LineView,
@@ -16,10 +20,14 @@ from backorders.domain.messages import (
     Templates,
     choose_message,
     compose,
+    date_style,
+    email_key_for,
     format_date,
     message_key,
     order_state,
+    plan_emails,
     render,
+    template_parts,
 )
 
 pytestmark = pytest.mark.unit
@@ -186,3 +194,45 @@ def test_several_orders_of_one_customer_make_one_email_with_one_section_each() -
     assert "&lt;Ann&gt;" in out.html and "<Ann>" not in out.html
     single = compose(layout, customer_name="Ann", parts=parts[:1])
     assert single.subject == "s1"
+
+
+NAMES = ("order_id", "customer_name", "lines")
+
+
+@given(
+    template=st.text(alphabet="$ {}_ab9\n", max_size=30).map(
+        lambda t: t.replace("a", "order_id").replace("b", "customer_name")
+    ),
+    values=st.fixed_dictionaries({n: st.text(alphabet="$&<{}x ", max_size=5) for n in NAMES}),
+)
+def test_template_parts_say_what_safe_substitute_does(
+    template: str, values: dict[str, str]
+) -> None:
+    parts = template_parts(template, NAMES)
+    joined = "".join(literal + (values[name] if name else "") for literal, name in parts)
+    assert joined == Template(template).safe_substitute(values)
+
+
+@pytest.mark.parametrize(
+    "locale", [None, "", "en-US", "en_US", "en-GB", "de", "de-AT", "fr-CA", "es"]
+)
+@pytest.mark.parametrize("d", [None, D1, date(2027, 3, 1)])
+def test_date_style_is_all_that_format_date_takes_from_the_locale(
+    locale: str | None, d: date | None
+) -> None:
+    style = date_style(locale)
+    assert style in DATE_STYLES and date_style(style) == style
+    assert format_date(d, locale) == format_date(d, style)
+
+
+def test_one_email_per_customer_and_status_by_order_id_up_to_the_cap() -> None:
+    msgs = [
+        ("C1", "pending", "O3", "k3"),
+        ("C1", "pending", "O1", "k1"),
+        ("C1", "suppressed", "O2", "k2"),
+        ("C1", "pending", "O2", "k4"),
+        ("C2", "pending", "O9", "k9"),
+    ]
+    assert plan_emails(msgs, max_per_email=2) == [("k1", "k4"), ("k3",), ("k2",), ("k9",)]
+    assert email_key_for(["k9"]) == "k9"
+    assert email_key_for(["k1", "k4"]) == email_key_for(["k4", "k1"]) != "k1"

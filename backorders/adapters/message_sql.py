@@ -1,0 +1,348 @@
+"""The message rules of backorders.domain.messages, compiled to DuckDB SQL for queueing.
+
+The pure functions in domain/messages.py stay the reference (tests compare the two on
+random worlds). Here the templates (config/templates) become SQL string expressions:
+each literal piece is a bound parameter, each placeholder a column, HTML-escaped in the
+HTML part. What depends on the customer's locale (dates, line statuses) is computed by
+the reference functions themselves, once per distinct date and date style, into small
+temp tables that the SQL joins. So queueing is set-based: no per-message Python.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+import sys
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, get_args
+
+import duckdb
+
+from backorders.adapters import store
+from backorders.domain.messages import (
+    DATE_STYLES,
+    Layout,
+    MessageKind,
+    Templates,
+    date_style,
+    format_date,
+    line_status_text,
+    template_parts,
+)
+
+# The placeholders of a kind's template and of the layout (render() and compose()).
+SECTION_NAMES = ("customer_name", "order_id", "promised_date", "lines", "discount_code", "reason")
+FRAME_NAMES = ("customer_name", "sections")
+SUBJECT_MANY_NAMES = ("order_ids",)
+TEXT_SEPARATOR = "\n" + "-" * 40 + "\n\n"  # compose(): between the sections of the text part
+HTML_SEPARATOR = "<hr>"
+OPEN_STATUSES = ("allocated", "partially_allocated", "promised", "unpromised", "not_backorderable")
+_SLOT = re.compile(r"\{\{(\w+)\}\}")
+
+
+def html_escape_sql(expr: str) -> str:
+    """SQL for html.escape(expr) (quote=True): & < > " ' as entities."""
+    for ch, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;")):
+        expr = f"replace({expr}, '{ch}', '{entity}')"
+    return f"replace({expr}, '''', '&#x27;')"
+
+
+@functools.cache
+def _whitespace() -> str:
+    """Every character str.split() splits on (str.isspace)."""
+    return "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+
+
+@functools.cache
+def bad_address_chars() -> str:
+    """A regex class of the characters is_deliverable_address refuses anywhere in an address.
+
+    Whitespace, control, format and line/paragraph separator characters (as Python's
+    unicodedata of this interpreter says), and , ; < > : " ( ) [ ] \\. Surrogates cannot
+    occur in DuckDB text.
+    """
+    refused = {'"', "(", ")", ",", ":", ";", "<", ">", "[", "\\", "]"}
+    cats = {"Cc", "Cf", "Zl", "Zp"}
+    codes = sorted(
+        c
+        for c in range(sys.maxunicode + 1)
+        if not 0xD800 <= c <= 0xDFFF
+        and ((ch := chr(c)).isspace() or unicodedata.category(ch) in cats or ch in refused)
+    )
+    return _regex_class("".join(map(chr, codes)))
+
+
+def _regex_class(chars: str) -> str:
+    """An RE2 character class matching exactly these characters (as code point ranges)."""
+    ranges: list[tuple[int, int]] = []
+    for c in sorted(map(ord, chars)):
+        if ranges and ranges[-1][1] == c - 1:
+            ranges[-1] = (ranges[-1][0], c)
+        else:
+            ranges.append((c, c))
+    body = "".join(f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges)
+    return f"[{body}]"
+
+
+@dataclass
+class _Params:
+    """Bound parameters of one statement: literal text never goes into the SQL."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, value: Any) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"${name}"
+
+
+Expr = str | Callable[[], str]  # SQL, or a function making it (binds its parameters when used)
+
+
+def _pieces(
+    parts: Sequence[tuple[str, str | None]], exprs: Mapping[str, Expr], params: _Params
+) -> str:
+    """SQL concatenating template parts: literals as parameters, placeholders as expressions."""
+    pieces: list[str] = []
+    for literal, name in parts:
+        if literal:
+            pieces.append(params.add(literal))
+        if name is not None:
+            expr = exprs[name]
+            pieces.append(expr if isinstance(expr, str) else expr())
+    if not pieces:
+        return "''"
+    return pieces[0] if len(pieces) == 1 else f"concat({', '.join(pieces)})"
+
+
+def _compile(template: str, exprs: Mapping[str, Expr], params: _Params) -> str:
+    """SQL for Template(template).safe_substitute(values), the values being SQL expressions."""
+    return _pieces(template_parts(template, exprs), exprs, params)
+
+
+def _around_sections(template: str, name: str, params: _Params) -> tuple[str, str]:
+    """SQL for the layout's text before and after $sections (one email section)."""
+    parts = template_parts(template, FRAME_NAMES)
+    at = [i for i, (_, placeholder) in enumerate(parts) if placeholder == "sections"]
+    if len(at) != 1:
+        raise ValueError(
+            "config/templates/_layout.toml: text and html must contain $sections exactly once"
+        )
+    i = at[0]
+    exprs = {"customer_name": name}
+    before = [*parts[:i], (parts[i][0], None)]
+    return _pieces(before, exprs, params), _pieces(parts[i + 1 :], exprs, params)
+
+
+def _one_line(expr: str, params: _Params) -> str:
+    """SQL for " ".join(s.split()): whitespace runs to one space, none at either end.
+
+    Most subjects are one line already; the regex replace runs only on those that are not.
+    """
+    ws = _regex_class(_whitespace())
+    odd = _regex_class(_whitespace().replace(" ", ""))
+    return (
+        f"(case when regexp_matches({expr}, {params.add(f'{odd}|  |^ | $')}) "
+        f"then trim(regexp_replace({expr}, {params.add(ws + '+')}, ' ', 'g')) "
+        f"else {expr} end)"
+    )
+
+
+def _by_kind(compiled: Mapping[str, str], params: _Params) -> str:
+    """SQL choosing each message's expression by its kind (no template: null, refused)."""
+    whens = " ".join(f"when {params.add(kind)} then {expr}" for kind, expr in compiled.items())
+    return f"case kind {whens} end"
+
+
+class Renderer:
+    """The queue step's INSERT statements, with the templates compiled in."""
+
+    def __init__(
+        self,
+        templates: Mapping[str, Templates],
+        layout: Layout,
+        *,
+        reasons: Mapping[str, str],
+        discount_code: str,
+    ) -> None:
+        missing = sorted(set(get_args(MessageKind)) - set(templates))
+        if missing:
+            raise ValueError(f"no template for message kind(s) {missing} in config/templates")
+        self.templates = dict(templates)
+        self.layout = layout
+        for part in (layout.text, layout.html):
+            _around_sections(part, "name_text", _Params())  # $sections exactly once
+        self.reasons = dict(reasons)
+        self.discount_code = discount_code
+
+    def _sections(self, params: _Params) -> str:
+        """sql/outbox/message_sections.sql with the kinds' templates compiled in."""
+
+        def reason(escape: Callable[[str], str]) -> Callable[[], str]:
+            def sql() -> str:
+                whens = " ".join(
+                    f"when {params.add(cond)} then {params.add(escape(text))}"
+                    for cond, text in sorted(self.reasons.items())
+                )
+                return f"case condition {whens} else '' end"
+
+            return sql
+
+        def discount(escape: Callable[[str], str]) -> Callable[[], str]:
+            return lambda: params.add(escape(self.discount_code))
+
+        text_values: dict[str, Expr] = {
+            "customer_name": "name_text",
+            "order_id": "order_id",
+            "promised_date": "date_text",
+            "lines": "lines_text",
+            "discount_code": discount(str),
+            "reason": reason(str),
+        }
+        html_values: dict[str, Expr] = {
+            "customer_name": "name_html",
+            "order_id": "order_html",
+            "promised_date": "date_html",
+            "lines": "lines_html",
+            "discount_code": discount(html.escape),
+            "reason": reason(html.escape),
+        }
+        kinds = sorted(self.templates)
+        t = self.templates
+        slots = {
+            "section_subject": _by_kind(
+                {k: _one_line(_compile(t[k].subject, text_values, params), params) for k in kinds},
+                params,
+            ),
+            "section_text": _by_kind(
+                {k: _compile(t[k].text, text_values, params) for k in kinds}, params
+            ),
+            "section_html": _by_kind(
+                {k: _compile(t[k].html, html_values, params) for k in kinds}, params
+            ),
+        }
+        return _fill(store.sql("outbox/message_sections"), slots)
+
+    def insert_messages(self, *, now: Any, run_id: str) -> tuple[str, dict[str, Any]]:
+        """The INSERT of this run's new messages into outbox, each framed alone."""
+        params = _Params()
+        slots = {
+            "sections": self._sections(params),
+            "frame_text": _compile(
+                self.layout.text, {"customer_name": "name_text", "sections": "section_text"}, params
+            ),
+            "frame_html": _compile(
+                self.layout.html, {"customer_name": "name_html", "sections": "section_html"}, params
+            ),
+        }
+        params.values.update(now=now, run_id=run_id, min_email_size=1)
+        return _fill(store.sql("outbox/insert_messages"), slots), params.values
+
+    def insert_emails(self, *, now: Any, run_id: str) -> tuple[str, dict[str, Any]]:
+        """The INSERT of this run's emails of several messages: one section per order.
+
+        Each section is taken from its message's outbox row (inserted just before), inside
+        the layout's frame, so nothing is rendered twice.
+        """
+        params = _Params()
+        text_before, text_after = _around_sections(self.layout.text, "name_text", params)
+        html_before, html_after = _around_sections(self.layout.html, "name_html", params)
+        slots = {
+            "text_before": text_before,
+            "text_after": text_after,
+            "html_before": html_before,
+            "html_after": html_after,
+            "text_separator": params.add(TEXT_SEPARATOR),
+            "html_separator": params.add(HTML_SEPARATOR),
+            "subject_many": _one_line(
+                _compile(self.layout.subject_many, {"order_ids": "order_ids"}, params), params
+            ),
+            "frame_text": _compile(
+                self.layout.text,
+                {"customer_name": "name_text", "sections": "sections_text"},
+                params,
+            ),
+            "frame_html": _compile(
+                self.layout.html,
+                {"customer_name": "name_html", "sections": "sections_html"},
+                params,
+            ),
+        }
+        params.values.update(now=now, run_id=run_id)
+        return _fill(store.sql("outbox/insert_emails"), slots), params.values
+
+
+def _fill(sql: str, slots: Mapping[str, str]) -> str:
+    """Put compiled expressions into a statement's {{slots}} (a missing one is an error)."""
+    return _SLOT.sub(lambda m: slots[m.group(1)], sql)
+
+
+def fill_text_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The locale-dependent texts queue_new needs, by the reference functions, as temp tables.
+
+    queue_styles (locale -> date style), queue_date_texts (promised date, style -> text,
+    html) and queue_line_texts (line status, promised date, style -> text, html): a few
+    rows per distinct date, whatever the number of messages.
+    """
+    locales = [r[0] for r in con.execute("select distinct locale from queue_new").fetchall()]
+    _temp_table(
+        con,
+        "queue_styles",
+        {
+            "locale": ("varchar", locales),
+            "style": ("varchar", [date_style(loc) for loc in locales]),
+        },
+    )
+    pairs: list[tuple[str, date | None]] = con.execute(
+        "select distinct l.status, l.promised_date from line_status as l "
+        "where l.status not in ('shipped', 'cancelled')"
+    ).fetchall()
+    dates = [*sorted({d for _, d in pairs if d is not None}), None]
+    d_rows = [(d, s, format_date(d, s)) for d in dates for s in DATE_STYLES]
+    _temp_table(
+        con,
+        "queue_date_texts",
+        {
+            "promised_date": ("date", [r[0] for r in d_rows]),
+            "style": ("varchar", [r[1] for r in d_rows]),
+            "txt": ("varchar", [r[2] for r in d_rows]),
+            "html": ("varchar", [html.escape(r[2]) for r in d_rows]),
+        },
+    )
+    l_rows = [(st, d, s, line_status_text(st, d, s)) for st, d in pairs for s in DATE_STYLES]
+    _temp_table(
+        con,
+        "queue_line_texts",
+        {
+            "status": ("varchar", [r[0] for r in l_rows]),
+            "promised_date": ("date", [r[1] for r in l_rows]),
+            "style": ("varchar", [r[2] for r in l_rows]),
+            "txt": ("varchar", [r[3] for r in l_rows]),
+            "html": ("varchar", [html.escape(r[3]) for r in l_rows]),
+        },
+    )
+
+
+def _temp_table(con: duckdb.DuckDBPyConnection, name: str, columns: Mapping[str, Any]) -> None:
+    """A temp table of these columns: name -> (SQL type, values), zipped row by row."""
+    cols = ", ".join(f"unnest(${c}::{t}[]) as {c}" for c, (t, _) in columns.items())
+    con.execute(
+        f"create or replace temp table {name} as select {cols}",
+        {c: list(values) for c, (_, values) in columns.items()},
+    )
+
+
+def drop_temp_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the queue step's temp tables (they live in this connection only)."""
+    for table in (
+        "queue_new",
+        "queue_emails",
+        "queue_styles",
+        "queue_date_texts",
+        "queue_line_texts",
+    ):
+        con.execute(f"drop table if exists {table}")
