@@ -1,9 +1,17 @@
-"""Read one landing file (CSV, JSONL or Parquet) into the temp table `_raw`.
+"""Read one landing file (CSV, JSONL or Parquet) as the temp relation `_raw`.
 
 `_raw` has the same shape whatever the format: row_number (1 = first data record),
-one VARCHAR column per contract column (NULL when absent; lists as JSON array text),
-`raw` (the record as the file had it, for quarantine) and `parse_error` (set when
-the record could not even be split into fields). Types are checked later, in SQL.
+one column per contract column (NULL when absent; lists as JSON array text) and
+`parse_error` (set when the record could not even be split into fields). Types are
+checked later, in SQL. The record as the file had it (for the quarantine) is told
+by ReadResult.raw_source/raw_expr, and made only for the rows quarantined.
+
+A contract column is VARCHAR text, except the *native* ones of a Parquet file (its
+Arrow type is exactly the contract's, see ReadResult.native): those are already of
+the feed table's SQL type, so no value makes a round trip through text. For a
+Parquet file `_raw` is a view over the file, read again by each statement that
+needs it (cheaper than copying it: a scan reads only the columns it uses); for a
+CSV file whose records all parsed, a view over the one copy DuckDB's reader made.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from backorders.domain.contract import Feed
+from backorders.adapters.feed_rules import SQL_TYPES
+from backorders.domain.contract import Column, Feed
 
 
 class FileRejected(Exception):
@@ -42,6 +51,13 @@ class ReadResult:
 
     rows: int
     warnings: list[str] = field(default_factory=list)
+    # contract columns of `_raw` already of the table's SQL type (not text)
+    native: frozenset[str] = frozenset()
+    # where the quarantine finds a row's record as the file had it: `raw_expr` over
+    # the relation `raw_source` (alias s, with a row_number), evaluated only for the
+    # quarantined rows (an expression inside a view would run for every row)
+    raw_source: str = "_raw"
+    raw_expr: str = "s.raw"
 
 
 def file_facts(path: Path, *, check_text: bool) -> FileFacts:
@@ -100,9 +116,18 @@ def _raw_select(feed: Feed, exprs: dict[str, str]) -> str:
     )
 
 
-def _drop(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+def drop_temp(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Drop temp tables or views of these names, whichever they are."""
+    kinds = dict(
+        con.execute(
+            "select table_name, table_type from information_schema.tables "
+            "where table_catalog = 'temp' and list_contains($names, table_name)",
+            {"names": list(names)},
+        ).fetchall()
+    )
     for n in names:
-        con.execute(f"drop table if exists {n}")
+        if n in kinds:
+            con.execute(f"drop {'view' if kinds[n] == 'VIEW' else 'table'} {n}")
 
 
 def _csv_exprs(feed: Feed, present: list[str]) -> dict[str, str]:
@@ -127,7 +152,7 @@ def read_csv(
         raise FileRejected("empty file: no header row")
     header = [h.strip() for h in next(csv.reader([header_line]))]
     warnings = _check_columns(feed, header, "CSV")
-    _drop(con, "_raw", "_csv", "_rej", "_rscan")
+    drop_temp(con, "_raw", "_csv", "_rej", "_rscan")
     cols = {name: "VARCHAR" for name in header}
     con.execute(
         "create temp table _csv as select * from read_csv($p, columns=$cols, header=true, "
@@ -156,6 +181,19 @@ def read_csv(
     exprs = _csv_exprs(feed, present)
     raw_struct = ", ".join(f"{_ident(c)} := {_ident(c)}" for c in present)
     total = con.execute("select count(*) from _csv").fetchone()[0] + len(rej_lines)  # type: ignore[index]
+    if not rej_lines:
+        # every record parsed: record n is the n-th row, and `_raw` needs no copy
+        con.execute(
+            f"create temp view _raw as select ordinality as row_number, "
+            f"{_raw_select(feed, exprs)}, null::varchar as parse_error from _csv"
+        )
+        s_struct = ", ".join(f"{_ident(c)} := s.{_ident(c)}" for c in present)
+        return ReadResult(
+            rows=total,
+            warnings=warnings,
+            raw_source="(select ordinality as row_number, * from _csv)",
+            raw_expr=f"to_json(struct_pack({s_struct}))::varchar",
+        )
     # Accepted records keep file order (ordinality); their record number is the
     # n-th number in 1..total that is not a rejected record's.
     con.execute(
@@ -256,7 +294,7 @@ def read_jsonl(
     con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, facts: FileFacts
 ) -> ReadResult:
     """Read a JSONL file line by line; a line that is not a JSON object is kept as broken."""
-    _drop(con, "_raw", "_lines")
+    drop_temp(con, "_raw", "_lines")
     con.execute(
         "create temp table _lines as select ordinality as row_number, "
         "rtrim(ltrim(line, chr(65279)), chr(13)) as line from read_csv($p, "
@@ -318,11 +356,46 @@ def read_jsonl(
     return ReadResult(rows=int(n), warnings=warnings)
 
 
+def _native_parquet(c: Column, parquet_type: str) -> bool:
+    """Whether a Parquet column holds exactly the contract type (read as it is, no text)."""
+    t = parquet_type.upper()
+    if c.type == "int":
+        return t in {
+            "TINYINT",
+            "SMALLINT",
+            "INTEGER",
+            "BIGINT",
+            "UTINYINT",
+            "USMALLINT",
+            "UINTEGER",
+        }
+    if c.type == "bool":
+        return t == "BOOLEAN"
+    if c.type == "timestamp":
+        # a naive Parquet timestamp is taken as UTC (the session time zone)
+        return t in {"TIMESTAMP WITH TIME ZONE", "TIMESTAMP"}
+    if c.type == "date":
+        return t == "DATE"
+    if c.type == "decimal" and t.startswith("DECIMAL("):
+        # exactly representable in decimal(18, 2): no rounding, no overflow
+        precision, scale = (int(x) for x in t[len("DECIMAL(") : -1].split(","))
+        return scale <= 2 and precision - scale <= 16
+    return False
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def read_parquet(
     con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, facts: FileFacts
 ) -> ReadResult:
-    """Read a Parquet file; typed columns become text so one set of rules checks every format."""
-    _drop(con, "_raw")
+    """Describe a Parquet file and make `_raw` a view over it.
+
+    Columns of the contract's own Arrow type are read as they are (native); any
+    other column becomes text so that one set of rules checks every format.
+    """
+    drop_temp(con, "_raw")
     try:
         schema = con.execute("describe select * from read_parquet($p)", {"p": str(path)}).fetchall()
     except duckdb.Error as exc:
@@ -330,11 +403,15 @@ def read_parquet(
     types = {str(r[0]): str(r[1]) for r in schema}
     warnings = _check_columns(feed, list(types), "Parquet")
     exprs: dict[str, str] = {}
+    native = set()
     for c in feed.columns:
         if c.name not in types:
             continue
         col, t = _ident(c.name), types[c.name].upper()
-        if t.endswith("[]") or t.startswith("STRUCT") or t.startswith("MAP"):
+        if _native_parquet(c, t):
+            native.add(c.name)
+            exprs[c.name] = f"{col}::{SQL_TYPES[c.type]}"
+        elif t.endswith("[]") or t.startswith("STRUCT") or t.startswith("MAP"):
             exprs[c.name] = f"to_json({col})"
         elif t == "TIMESTAMP" or t.startswith("TIMESTAMP_"):
             # A naive Parquet timestamp is taken as UTC (documented in docs/feeds.md).
@@ -344,21 +421,35 @@ def read_parquet(
         else:
             exprs[c.name] = col
     present = [c.name for c in feed.columns if c.name in types]
-    raw_struct = ", ".join(f"{_ident(c)} := {_ident(c)}" for c in present)
+    columns = ", ".join(
+        f"{exprs[c.name]} as {_ident(c.name)}"
+        if c.name in native
+        else f"{exprs.get(c.name, 'null')}::varchar as {_ident(c.name)}"
+        for c in feed.columns
+    )
+    # a view cannot take parameters: the path is a quoted literal
+    drop_temp(con, "_src")
+    con.execute(
+        f"create temp view _src as select file_row_number + 1 as row_number, "
+        f"{', '.join(_ident(c) for c in present)} "
+        f"from read_parquet({_literal(str(path))}, file_row_number = true)"
+    )
+    con.execute(
+        f"create temp view _raw as select row_number, {columns}, null::varchar as parse_error "
+        "from _src"
+    )
     try:
-        con.execute(
-            f"""
-            create temp table _raw as
-            select file_row_number + 1 as row_number, {_raw_select(feed, exprs)},
-                   to_json(struct_pack({raw_struct}))::varchar as raw, null::varchar as parse_error
-            from read_parquet($p, file_row_number = true)
-            """,
-            {"p": str(path)},
-        )
+        n = con.execute("select count(*) from _raw").fetchone()[0]  # type: ignore[index]
     except duckdb.Error as exc:
         raise FileRejected(f"unreadable Parquet data: {str(exc).splitlines()[0]}") from exc
-    n = con.execute("select count(*) from _raw").fetchone()[0]  # type: ignore[index]
-    return ReadResult(rows=int(n), warnings=warnings)
+    s_struct = ", ".join(f"{_ident(c)} := s.{_ident(c)}" for c in present)
+    return ReadResult(
+        rows=int(n),
+        warnings=warnings,
+        native=frozenset(native),
+        raw_source="_src",
+        raw_expr=f"to_json(struct_pack({s_struct}))::varchar",
+    )
 
 
 READERS = {".csv": read_csv, ".jsonl": read_jsonl, ".parquet": read_parquet}

@@ -16,7 +16,14 @@ from pathlib import Path
 import duckdb
 
 from backorders.adapters import audit, feed_rules, store
-from backorders.adapters.feed_readers import READERS, FileFacts, FileRejected, file_facts
+from backorders.adapters.feed_readers import (
+    READERS,
+    FileFacts,
+    FileRejected,
+    ReadResult,
+    drop_temp,
+    file_facts,
+)
 from backorders.domain.contract import FEED_ORDER, FEEDS, FORMATS, Feed
 from backorders.settings import Settings
 
@@ -145,35 +152,83 @@ def _load(
             raise FileRejected("empty stock snapshot: header only, no rows")
         res.status, res.reason = "skipped", "no data rows"
         return
-    params = {"tiers": settings.tiers} if feed.name == "customers" else {}
-    con.execute(feed_rules.typed_sql(feed), params)
-    if path.suffix.lower() != ".parquet" and not facts.ends_with_newline:
+    if path.suffix.lower() != ".parquet":
+        _check_rows(
+            con, feed, path, facts, res, read, run_id=run_id, as_of=as_of, settings=settings
+        )
+        return
+    try:
+        _check_rows(
+            con, feed, path, facts, res, read, run_id=run_id, as_of=as_of, settings=settings
+        )
+    except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+        # a view over the file reads its data only now: a broken page shows here
+        raise FileRejected(f"unreadable Parquet data: {str(exc).splitlines()[0]}") from exc
+
+
+def _check_rows(
+    con: duckdb.DuckDBPyConnection,
+    feed: Feed,
+    path: Path,
+    facts: FileFacts,
+    res: FileResult,
+    read: ReadResult,
+    *,
+    run_id: str,
+    as_of: datetime,
+    settings: Settings,
+) -> None:
+    """Type and check `_raw`, quarantine the bad rows, merge the good ones into the table.
+
+    Set-based, in a few passes: the typed rows with their reasons (`_typed`, a view
+    when `_raw` is a view over a Parquet file, else a table), the repeated keys
+    (one hash aggregate), the cross-table rules (anti-joins), then one MERGE of the
+    rows that broke no rule. Only the bad rows (`_bad`, usually few) are ever
+    rendered as text for the quarantine.
+    """
+    drop_temp(con, "_typed", "_valid", "_good")
+    # a view over a Parquet file (reading it again is cheaper than a copy); a table
+    # for text, whose parsing (regular expressions) is worth doing once
+    parquet = path.suffix.lower() == ".parquet"
+    con.execute(feed_rules.typed_sql(feed, read.native, view=parquet, tiers=settings.tiers))
+    if not parquet and not facts.ends_with_newline:
         _check_last_record(con, facts)
-    con.execute("create or replace temp table _bad (row_number bigint, reason varchar)")
+    # 1. row rules (types, required, choices, ranges): one pass over every column
     con.execute(
-        "insert into _bad select row_number, _reject_reason from _typed where _reject_reason is not null"
+        "create or replace temp table _bad as "
+        "select row_number, _reject_reason as reason from _typed where _broken"
     )
+    broken = int(store.scalar(con, "select count(*) from _bad"))
+    # the rows the key and cross-table rules apply to (usually all: no filter at all)
+    valid = "" if broken == 0 else " where row_number not in (select row_number from _bad)"
+    con.execute(f"create temp view _valid as select * from _typed{valid}")
+    # 2. a key repeated in the file; 3. references to other tables, the ETA horizon
     con.execute(f"insert into _bad {feed_rules.duplicate_key_sql(feed)}")
     rules = feed_rules.rules_sql(feed)
     if rules:
         rule_params = {"as_of": as_of, "max_eta_days": settings.max_eta_days}
         used = {k: v for k, v in rule_params.items() if f"${k}" in rules}
         con.execute(f"insert into _bad {rules}", used)
+    bad_rows = int(store.scalar(con, "select count(distinct row_number) from _bad"))
+    keep = "" if bad_rows == 0 else " where row_number not in (select row_number from _bad)"
     con.execute(
-        "create or replace temp table _good as select * exclude (_raw_record, _reject_reason) "
-        "from _typed t where _reject_reason is null and not exists (select 1 from _bad b where b.row_number = t.row_number)"
+        f"create temp view _good as select * exclude (_broken, _reject_reason) from _typed{keep}"
     )
     if feed.name == "stock":
         _check_stock_snapshot(con, settings)
-    con.execute(
-        "insert into quarantine (run_id, feed, file, row_number, raw, reason) "
-        "select $run, $feed, $file, t.row_number, t._raw_record, string_agg(b.reason, '; ' order by b.reason) "
-        "from _bad b join _typed t using (row_number) group by t.row_number, t._raw_record",
-        {"run": run_id, "feed": feed.name, "file": str(path)},
-    )
-    res.rows_quarantined = int(store.scalar(con, "select count(distinct row_number) from _bad"))
-    res.rows_loaded = int(store.scalar(con, "select count(*) from _good"))
-    con.execute(feed_rules.upsert_sql(feed), {"sha": facts.sha256})
+    if bad_rows:
+        # the record text is made here, after the join: only for the quarantined rows
+        con.execute(
+            "insert into quarantine (run_id, feed, file, row_number, raw, reason) "
+            f"select $run, $feed, $file, s.row_number, {read.raw_expr}, b.reason "
+            "from (select row_number, string_agg(reason, '; ' order by reason) as reason "
+            "      from _bad group by row_number) as b "
+            f"join {read.raw_source} as s using (row_number)",
+            {"run": run_id, "feed": feed.name, "file": str(path)},
+        )
+    res.rows_quarantined = bad_rows
+    res.rows_loaded = read.rows - bad_rows
+    con.execute(feed_rules.merge_sql(feed), {"sha": facts.sha256})
     if feed.name == "stock":
         con.execute(
             "insert into stock_counts select location_id, sku, on_hand, as_of, $sha, $run from _good",

@@ -1,6 +1,6 @@
 -- orders whose customer is unknown (not stored, and not earlier in this file's run)
 select t.row_number,
        'customer_id: unknown customer "' || t.customer_id || '"' as reason
-from _typed as t
+from _valid as t
 left join customers as c on c.customer_id = t.customer_id
-where t._reject_reason is null and c.customer_id is null
+where c.customer_id is null

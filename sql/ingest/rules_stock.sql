@@ -5,6 +5,6 @@ select t.row_number,
            case when t.as_of > $as_of::timestamptz + interval 1 day
                 then 'as_of: ' || t.as_of::varchar || ' is in the future of the run (' || $as_of::timestamptz::varchar || ')' end
        ) as reason
-from _typed as t
+from _valid as t
 left join products as p on p.sku = t.sku
-where t._reject_reason is null and (p.sku is null or t.as_of > $as_of::timestamptz + interval 1 day)
+where p.sku is null or t.as_of > $as_of::timestamptz + interval 1 day
