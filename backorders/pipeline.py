@@ -260,6 +260,7 @@ def communicate_stage(
                 batch_size=settings.send_batch_size,
                 concurrency=settings.send_concurrency,
                 retry_budget=settings.send_retry_budget,
+                options=outbox.SendOptions.from_settings(settings),
             )
             sent = asdict(r)
     return {
