@@ -65,15 +65,14 @@ def generate_landing(
     shape = alloc.generate(con, lines=lines, skus=skus, skew="uniform", seed=seed)
     if bad:
         # every kind of row the ingest must quarantine, spread over the file
+        k = int(bad)
         con.execute(
-            "update order_lines set qty = 0 where order_id in "
-            "(select order_id from order_lines using sample reservoir($k rows) repeatable (7))",
-            {"k": bad},
+            "update order_lines set qty = 0 where line_no = 2 and order_id in (select order_id "
+            f"from order_lines using sample reservoir({k} rows) repeatable (7))"
         )
         con.execute(
             "update order_lines set sku = 'NO-SUCH-SKU' where line_no = 1 and order_id in "
-            "(select order_id from order_lines using sample reservoir($k rows) repeatable (8))",
-            {"k": bad},
+            f"(select order_id from order_lines using sample reservoir({k} rows) repeatable (8))"
         )
     landing = work / "landing"
     shutil.rmtree(landing, ignore_errors=True)

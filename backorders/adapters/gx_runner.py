@@ -102,18 +102,26 @@ def _gx() -> Any:
 
 
 def _columns(expectations: list[Any]) -> list[str] | None:
-    """The columns the expectations read, in order; None when that cannot be told."""
+    """The columns the expectations read, in order; None when that cannot be told.
+
+    Only column, column-pair and multicolumn expectations without a row condition
+    can be told: a table-level expectation (row count, the set of columns) or a
+    condition may depend on any column, and then the batch keeps them all.
+    """
     out: list[str] = []
     for exp in expectations:
         fields = dict(exp.configuration.kwargs)
         if fields.get("row_condition"):
             return None  # a condition may name any column
-        for name, value in fields.items():
-            if name != "column" and not name.startswith("column_"):
-                continue
-            for col in value if isinstance(value, list) else [value]:
-                if isinstance(col, str) and col not in out:
-                    out.append(col)
+        named = [
+            col
+            for name, value in fields.items()
+            if name == "column" or name.startswith("column_")
+            for col in (value if isinstance(value, list) else [value])
+        ]
+        if not named or not all(isinstance(col, str) for col in named):
+            return None  # a table-level expectation
+        out.extend(col for col in named if col not in out)
     return out or None
 
 

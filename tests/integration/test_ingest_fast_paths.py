@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from backorders.adapters import feed_rules, gx_runner, store
+from backorders.adapters import feed_readers, feed_rules, gx_runner, store
 from tests.integration.conftest import (
     AS_OF,
     IngestFn,
@@ -287,6 +287,25 @@ def test_the_trim_guard_gives_what_trim_gives(value: str | None) -> None:
     assert got[0][0] == got[0][1]
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        *("", " ", "  ", "\t", "\r", "\ufeff", "\u3000", "{}", " {}", "\ufeff{}"),
+        *("\ufeff\ufeff{}\r", "{}\r\r", "{ }", "é", "x\r"),
+    ],
+)
+def test_the_jsonl_line_guards_give_what_the_trims_give(line: str) -> None:
+    con = duckdb.connect()
+    unwrapped, blank = con.execute(
+        f"select {feed_readers._unwrap('l')} = rtrim(ltrim(l, chr(65279)), chr(13)), "
+        "(l2 = '' or ((starts_with(l2, ' ') or l2 >= chr(128)) and trim(l2) = '')) "
+        "= (trim(l2) = '') "
+        "from (select $v as l), (select rtrim(ltrim($v, chr(65279)), chr(13)) as l2)",
+        {"v": line},
+    ).fetchall()[0]
+    assert unwrapped and blank
+
+
 # --- merge without a key index (migration 006) ------------------------------------------------
 
 
@@ -443,6 +462,7 @@ def test_a_batch_holds_the_columns_its_expectations_read() -> None:
             e.ExpectColumnPairValuesAToBeGreaterThanB(column_A="a", column_B="qty"),
         ]
     ) == ["order_id", "line_no", "qty", "a"]
+    assert gx_runner._columns([e.ExpectTableColumnCountToEqual(value=3)]) is None
     assert (
         gx_runner._columns(
             [
