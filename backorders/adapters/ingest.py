@@ -109,6 +109,7 @@ def ingest_file(
 ) -> FileResult:
     """Ingest one file: load its good rows, quarantine the bad, or reject it whole."""
     ext = path.suffix.lower()
+    before = _stamp(path)
     facts = file_facts(path, check_text=ext != ".parquet")
     seen = store.scalar(
         con, "select status from ingested_files where sha256 = $s", {"s": facts.sha256}
@@ -120,6 +121,13 @@ def ingest_file(
     with store.transaction(con):
         try:
             _load(con, feed, path, facts, res, run_id=run_id, as_of=as_of, settings=settings)
+            if _stamp(path) != before:
+                # the checks and the merge each read the file (a Parquet file is not
+                # copied): rows checked in one read must be the rows loaded by another
+                raise FileRejected(
+                    "the file changed while it was being ingested (still being written?): "
+                    "nothing of it was loaded; drop it again once it is complete"
+                )
         except FileRejected as exc:
             # Nothing of a rejected file loads: undo its partial work but keep the record.
             con.execute("rollback")
@@ -128,6 +136,12 @@ def ingest_file(
             res.rows_loaded = res.rows_quarantined = 0
         _record(con, res, run_id=run_id, now=now())
     return res
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """Size and modification time: what tells that a file changed between two reads."""
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
 
 
 def _load(

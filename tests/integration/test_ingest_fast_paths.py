@@ -4,6 +4,7 @@ merge without a key index (migration 006), a broken Parquet page, and GX on whol
 from __future__ import annotations
 
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from backorders.adapters import feed_readers, feed_rules, gx_runner, store
+from backorders.adapters import ingest as ingest_module
 from tests.integration.conftest import (
     AS_OF,
     IngestFn,
@@ -249,6 +251,35 @@ def test_a_broken_parquet_page_rejects_the_whole_file(
     assert r.reason is not None and "Parquet" in r.reason
     assert rows(con, "select count(*) from orders") == before
     assert quarantined(con, path) == []
+
+
+def test_a_file_that_changes_while_it_is_ingested_is_rejected_whole(
+    con: duckdb.DuckDBPyConnection,
+    landing: Path,
+    base: dict[str, Path],
+    ingest: IngestFn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Arrange: the exporter rewrites the file between the checks' reads and the commit
+    path = write(landing, "orders", "late.csv", csv_text("orders", f"O7,C1,{TS},open,,,,{TS}"))
+    real_load = ingest_module._load
+
+    def load_then_rewrite(*args: Any, **kwargs: Any) -> None:
+        real_load(*args, **kwargs)
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+    monkeypatch.setattr(ingest_module, "_load", load_then_rewrite)
+    before = rows(con, "select count(*) from orders")
+
+    # Act
+    results = ingest()
+
+    # Assert
+    r = result_for(results, path)
+    assert (r.status, r.rows_loaded, r.rows_quarantined) == ("rejected", 0, 0)
+    assert r.reason is not None and "changed while it was being ingested" in r.reason
+    assert rows(con, "select count(*) from orders") == before
 
 
 # --- trimming ----------------------------------------------------------------------------
