@@ -76,20 +76,21 @@ def generate(con: duckdb.DuckDBPyConnection, *, lines: int, seed: int) -> dict[s
     # (18 % allocated, 33 % promised within 60 days, 49 % unpromised), not backorderable
     # where the product is discontinued
     con.execute(
-        "create or replace table line_status as "
-        "with l as (select 'O' || lpad(o::varchar, 9, '0') as order_id, 'C' || (hash(o, $s) % $c) "
+        "insert into line_status (order_id, line_no, customer_id, sku, qty_ordered, qty_shipped, "
+        "qty_allocated, qty_promised, qty_unpromised, promised_date, status, priority_rank, reason, "
+        "run_id) with l as (select 'O' || lpad(o::varchar, 9, '0') as order_id, 'C' || (hash(o, $s) % $c) "
         "as customer_id, n + 1 as line_no, hash(o, n, $s + 5) % $k as sku_no, "
         "hash(o, n, $s + 6) % 100 as r from range($o) t(o), range(3) u(n) "
         "where n <= hash(o, $s + 7) % 3) "
         "select order_id, line_no, customer_id, 'S' || lpad(sku_no::varchar, 8, '0') as sku, "
-        "1 + r % 4 as qty_ordered, 0::bigint as qty_shipped, 0::bigint as qty_allocated, "
-        "0::bigint as qty_promised, 0::bigint as qty_unpromised, "
+        "(1 + r % 4)::bigint as qty_ordered, 0 as qty_shipped, 0 as qty_allocated, "
+        "0 as qty_promised, 0 as qty_unpromised, "
         "case when hash(sku_no, $s) % 50 <> 0 and r >= 18 and r < 51 "
         "then $as_of::date + (1 + hash(order_id, line_no) % 60)::integer "
         "when hash(sku_no, $s) % 50 <> 0 and r < 18 then $as_of::date + 1 end as promised_date, "
         "case when hash(sku_no, $s) % 50 = 0 then 'not_backorderable' when r < 18 then 'allocated' "
         "when r < 51 then 'promised' else 'unpromised' end as status, "
-        "null::bigint as priority_rank, null as reason, 'bench' as run_id from l",
+        "null as priority_rank, null as reason, 'bench' as run_id from l",
         {**p, "o": n_orders, "c": n_customers, "k": n_skus},
     )
     con.execute(

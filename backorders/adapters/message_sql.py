@@ -25,6 +25,8 @@ import duckdb
 from backorders.adapters import store
 from backorders.domain.messages import (
     DATE_STYLES,
+    HTML_SECTION_SEPARATOR,
+    TEXT_SECTION_SEPARATOR,
     Layout,
     MessageKind,
     Templates,
@@ -34,21 +36,7 @@ from backorders.domain.messages import (
     template_parts,
 )
 
-# The placeholders of a kind's template and of the layout (render() and compose()).
-SECTION_NAMES = ("customer_name", "order_id", "promised_date", "lines", "discount_code", "reason")
-FRAME_NAMES = ("customer_name", "sections")
-SUBJECT_MANY_NAMES = ("order_ids",)
-TEXT_SEPARATOR = "\n" + "-" * 40 + "\n\n"  # compose(): between the sections of the text part
-HTML_SEPARATOR = "<hr>"
-OPEN_STATUSES = ("allocated", "partially_allocated", "promised", "unpromised", "not_backorderable")
 _SLOT = re.compile(r"\{\{(\w+)\}\}")
-
-
-def html_escape_sql(expr: str) -> str:
-    """SQL for html.escape(expr) (quote=True): & < > " ' as entities."""
-    for ch, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;")):
-        expr = f"replace({expr}, '{ch}', '{entity}')"
-    return f"replace({expr}, '''', '&#x27;')"
 
 
 @functools.cache
@@ -124,20 +112,6 @@ def _compile(template: str, exprs: Mapping[str, Expr], params: _Params) -> str:
     return _pieces(template_parts(template, exprs), exprs, params)
 
 
-def _around_sections(template: str, name: str, params: _Params) -> tuple[str, str]:
-    """SQL for the layout's text before and after $sections (one email section)."""
-    parts = template_parts(template, FRAME_NAMES)
-    at = [i for i, (_, placeholder) in enumerate(parts) if placeholder == "sections"]
-    if len(at) != 1:
-        raise ValueError(
-            "config/templates/_layout.toml: text and html must contain $sections exactly once"
-        )
-    i = at[0]
-    exprs = {"customer_name": name}
-    before = [*parts[:i], (parts[i][0], None)]
-    return _pieces(before, exprs, params), _pieces(parts[i + 1 :], exprs, params)
-
-
 def _one_line(expr: str, params: _Params) -> str:
     """SQL for " ".join(s.split()): whitespace runs to one space, none at either end.
 
@@ -174,13 +148,12 @@ class Renderer:
             raise ValueError(f"no template for message kind(s) {missing} in config/templates")
         self.templates = dict(templates)
         self.layout = layout
-        for part in (layout.text, layout.html):
-            _around_sections(part, "name_text", _Params())  # $sections exactly once
         self.reasons = dict(reasons)
         self.discount_code = discount_code
 
-    def _sections(self, params: _Params) -> str:
-        """sql/outbox/message_sections.sql with the kinds' templates compiled in."""
+    def stage_sections(self, *, part: int, parts: int) -> tuple[str, dict[str, Any]]:
+        """The statement rendering one part of the new messages' sections (queue_sections)."""
+        params = _Params()
 
         def reason(escape: Callable[[str], str]) -> Callable[[], str]:
             def sql() -> str:
@@ -225,13 +198,12 @@ class Renderer:
                 {k: _compile(t[k].html, html_values, params) for k in kinds}, params
             ),
         }
-        return _fill(store.sql("outbox/message_sections"), slots)
+        params.values.update(part=part, parts=parts)
+        return _fill(store.sql("outbox/message_sections"), slots), params.values
 
-    def insert_messages(self, *, now: Any, run_id: str) -> tuple[str, dict[str, Any]]:
-        """The INSERT of this run's new messages into outbox, each framed alone."""
-        params = _Params()
-        slots = {
-            "sections": self._sections(params),
+    def _framed(self, params: _Params) -> dict[str, str]:
+        """The layout around one section (compose() of one part), compiled."""
+        return {
             "frame_text": _compile(
                 self.layout.text, {"customer_name": "name_text", "sections": "section_text"}, params
             ),
@@ -239,25 +211,27 @@ class Renderer:
                 self.layout.html, {"customer_name": "name_html", "sections": "section_html"}, params
             ),
         }
-        params.values.update(now=now, run_id=run_id, min_email_size=1)
+
+    def insert_messages(self, *, now: Any, run_id: str) -> tuple[str, dict[str, Any]]:
+        """The INSERT of the staged messages into outbox, each framed alone."""
+        params = _Params()
+        slots = self._framed(params)
+        params.values.update(now=now, run_id=run_id)
         return _fill(store.sql("outbox/insert_messages"), slots), params.values
 
-    def insert_emails(self, *, now: Any, run_id: str) -> tuple[str, dict[str, Any]]:
-        """The INSERT of this run's emails of several messages: one section per order.
-
-        Each section is taken from its message's outbox row (inserted just before), inside
-        the layout's frame, so nothing is rendered twice.
-        """
+    def insert_single_emails(self, *, now: Any) -> tuple[str, dict[str, Any]]:
+        """The INSERT of the staged emails of one message: that message framed alone."""
         params = _Params()
-        text_before, text_after = _around_sections(self.layout.text, "name_text", params)
-        html_before, html_after = _around_sections(self.layout.html, "name_html", params)
+        slots = self._framed(params)
+        params.values.update(now=now)
+        return _fill(store.sql("outbox/insert_single_emails"), slots), params.values
+
+    def insert_emails(self, *, now: Any) -> tuple[str, dict[str, Any]]:
+        """The INSERT of the staged emails of several messages: one section per order."""
+        params = _Params()
         slots = {
-            "text_before": text_before,
-            "text_after": text_after,
-            "html_before": html_before,
-            "html_after": html_after,
-            "text_separator": params.add(TEXT_SEPARATOR),
-            "html_separator": params.add(HTML_SEPARATOR),
+            "text_separator": params.add(TEXT_SECTION_SEPARATOR),
+            "html_separator": params.add(HTML_SECTION_SEPARATOR),
             "subject_many": _one_line(
                 _compile(self.layout.subject_many, {"order_ids": "order_ids"}, params), params
             ),
@@ -272,7 +246,7 @@ class Renderer:
                 params,
             ),
         }
-        params.values.update(now=now, run_id=run_id)
+        params.values.update(now=now)
         return _fill(store.sql("outbox/insert_emails"), slots), params.values
 
 
@@ -288,7 +262,7 @@ def fill_text_tables(con: duckdb.DuckDBPyConnection) -> None:
     html) and queue_line_texts (line status, promised date, style -> text, html): a few
     rows per distinct date, whatever the number of messages.
     """
-    locales = [r[0] for r in con.execute("select distinct locale from queue_new").fetchall()]
+    locales = [r[0] for r in con.execute("select distinct locale from customers").fetchall()]
     _temp_table(
         con,
         "queue_styles",
@@ -341,6 +315,7 @@ def drop_temp_tables(con: duckdb.DuckDBPyConnection) -> None:
     for table in (
         "queue_new",
         "queue_emails",
+        "queue_sections",
         "queue_styles",
         "queue_date_texts",
         "queue_line_texts",

@@ -265,6 +265,10 @@ def _line_text(ln: LineView, locale: str | None) -> str:
     return f"{ln.qty} x {ln.product_name} [{ln.sku}]: {status}{subs}"
 
 
+TEXT_SECTION_SEPARATOR = "\n" + "-" * 40 + "\n\n"  # between the sections of an email
+HTML_SECTION_SEPARATOR = "<hr>"
+
+
 @dataclass(frozen=True)
 class Layout:
     """The frame around one or more messages: greeting, sections, sign-off."""
@@ -282,7 +286,7 @@ def compose(
 ) -> Rendered:
     """One email for one customer from the rendered sections of one or more orders."""
     name = customer_name or "customer"
-    text_sep = "\n" + "-" * 40 + "\n\n"
+    text_sep = TEXT_SECTION_SEPARATOR
     if len(parts) == 1:
         subject = parts[0][1].subject
     else:
@@ -292,7 +296,8 @@ def compose(
         customer_name=name, sections=text_sep.join(r.text for _, r in parts)
     )
     html_ = Template(layout.html).safe_substitute(
-        customer_name=html.escape(name), sections="<hr>".join(r.html for _, r in parts)
+        customer_name=html.escape(name),
+        sections=HTML_SECTION_SEPARATOR.join(r.html for _, r in parts),
     )
     return Rendered(" ".join(subject.split()), text, html_)
 

@@ -1,57 +1,33 @@
--- This run's emails that carry several messages (several orders of one customer): their
--- sections in order_id order, framed by the layout as compose() does, under subject_many
--- with their order ids. Each section is its message's outbox row (insert_messages.sql)
--- without the layout's frame around it: the text before and after $sections, which
--- depends only on the customer's name (slots text_before, text_after, html_before,
--- html_after). An email of one message is that row (insert_single_emails.sql).
+-- This part's emails that carry several messages (several orders of one customer): their
+-- sections (queue_sections) in order_id order, framed by the layout as compose() does,
+-- under subject_many with their order ids. Slots: the separators and the layout compiled.
 insert into outbox_emails (email_key, customer_id, to_email, to_name, subject, body_text,
                            body_html, kinds, message_keys, created_at)
-with carried as (
-    select e.email_key, q.message_key, q.customer_id, q.to_email, q.to_name, q.order_id,
-           q.kind, coalesce(nullif(q.to_name, ''), 'customer') as name_text
-    from queue_new as q
-    join queue_emails as e on e.msg_no = q.rowid
-    where e.email_size > 1
-),
-named as (
-    select c.*,
-           replace(replace(replace(replace(replace(c.name_text,
-               '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#x27;')
-               as name_html,
-           o.body_text, o.body_html
-    from carried as c
-    join outbox as o on o.message_key = c.message_key and o.run_id = $run_id
-),
-sections as (
-    select email_key, message_key, customer_id, to_email, to_name, order_id, kind,
-           name_text, name_html,
-           substring(body_text, length({{text_before}}) + 1,
-                     length(body_text) - length({{text_before}}) - length({{text_after}}))
-               as section_text,
-           substring(body_html, length({{html_before}}) + 1,
-                     length(body_html) - length({{html_before}}) - length({{html_after}}))
-               as section_html
-    from named
-),
-emails as (
-    -- the sections by order_id: one list of structs sorted, then its fields
+with emails as (
+    -- the lists of one group are filled row by row together, so they stay aligned;
+    -- list_grade_up gives their order by order_id (an ORDER BY inside the aggregates, or one
+    -- list of structs sorted, would cost about twice as much: docs/performance.md)
     select email_key, any_value(customer_id) as customer_id, any_value(to_email) as to_email,
            any_value(to_name) as to_name, any_value(name_text) as name_text,
            any_value(name_html) as name_html,
-           list_sort(list({'order_id': order_id, 'message_key': message_key,
-                           'text': section_text, 'html': section_html})) as parts,
+           list_grade_up(list(order_id)) as by_order,
+           list(order_id) as order_id_list,
+           list(message_key) as key_list,
+           list(section_text) as text_list,
+           list(section_html) as html_list,
            list_sort(list_distinct(list(kind))) as kinds
-    from sections
+    from queue_sections
+    where email_size > 1
     group by email_key
 ),
 joined as (
     select email_key, customer_id, to_email, to_name, name_text, name_html, kinds,
-           array_to_string(list_transform(parts, lambda p: p.order_id), ', ') as order_ids,
-           array_to_string(list_transform(parts, lambda p: p.text), {{text_separator}})
+           array_to_string(list_select(order_id_list, by_order), ', ') as order_ids,
+           array_to_string(list_select(text_list, by_order), {{text_separator}})
                as sections_text,
-           array_to_string(list_transform(parts, lambda p: p.html), {{html_separator}})
+           array_to_string(list_select(html_list, by_order), {{html_separator}})
                as sections_html,
-           list_transform(parts, lambda p: p.message_key) as message_keys
+           list_select(key_list, by_order) as message_keys
     from emails
 ),
 final as (

@@ -1,18 +1,19 @@
--- Each new message of this run (queue_new, its email from queue_emails; those in emails of
--- at least $min_email_size messages) rendered as its section: the kind's template (config/templates/<kind>.toml) filled in as
--- backorders.domain.messages.render does, with the values the layout frames it with.
--- Not run alone: insert_messages.sql and insert_emails.sql select from it. The section_*
--- slots are the kinds' templates compiled by backorders/adapters/message_sql.py
--- (literals bound as parameters). Texts that depend on the locale (dates, line statuses)
--- come from the small temp tables queue_styles, queue_date_texts and queue_line_texts,
--- made by the reference functions. html.escape is per character, so escaping each piece
--- escapes the whole line.
+-- This run's new messages of one part of the customers (queue_new: hash(customer_id) %
+-- $parts = $part), each rendered as its section: the kind's template (config/templates/<kind>.toml)
+-- filled in as backorders.domain.messages.render does, with the values the layout frames it
+-- with. insert_messages.sql, insert_single_emails.sql and insert_emails.sql read it; one
+-- part at a time keeps the texts of a 10M-line run within memory. The section_* slots are
+-- the kinds' templates compiled by backorders/adapters/message_sql.py (literals bound as
+-- parameters). Texts that depend on the locale (dates, line statuses) come from the small
+-- temp tables queue_styles, queue_date_texts and queue_line_texts, made by the reference
+-- functions. html.escape is per character, so escaping each piece escapes the whole line.
+create or replace temp table queue_sections as
 with msg as (
     select q.rowid as msg_no, q.message_key, q.customer_id, q.order_id, q.kind, q.status,
-           q.reason, q.condition, q.promised_date, q.state, q.to_email, q.to_name, q.n_lines,
-           q.first_line, q.last_line,
-           e.email_key, e.email_size, st.style,
-           coalesce(nullif(q.to_name, ''), 'customer') as name_text,
+           q.reason, q.condition, q.promised_date, q.state, q.n_lines, q.first_line,
+           q.last_line, e.email_key, e.email_size, cu.email as to_email, cu.name as to_name,
+           st.style,
+           coalesce(nullif(cu.name, ''), 'customer') as name_text,
            case when contains(q.order_id, '&') or contains(q.order_id, '<')
                      or contains(q.order_id, '>') or contains(q.order_id, '"')
                      or contains(q.order_id, '''')
@@ -21,8 +22,8 @@ with msg as (
                 else q.order_id end as order_html
     from queue_new as q
     join queue_emails as e on e.msg_no = q.rowid
-    join queue_styles as st on st.locale is not distinct from q.locale
-    where e.email_size >= $min_email_size
+    join customers as cu on cu.customer_id = q.customer_id
+    join queue_styles as st on st.locale is not distinct from cu.locale
 ),
 in_stock as (
     select sku from supply_lots where supply_kind = 'stock' group by sku having sum(qty) > 0
@@ -76,6 +77,7 @@ lines as (
      and t.style = m.style
     left join shown_products as p on p.sku = l.sku
     where l.status not in ('shipped', 'cancelled')
+      and hash(l.customer_id) % $parts = $part
 ),
 order_lines as (
     -- in line_no order: string_agg of one row per slot needs no sort
@@ -110,7 +112,8 @@ valued as (
       on d.promised_date is not distinct from m.promised_date and d.style = m.style
 ),
 final as (
-    select *,
+    select message_key, customer_id, order_id, kind, status, reason, state, to_email, to_name,
+           email_key, email_size, name_text, name_html,
            {{section_subject}} as section_subject,
            {{section_text}} as section_text,
            {{section_html}} as section_html

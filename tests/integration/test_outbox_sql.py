@@ -492,7 +492,7 @@ ODD_LAYOUT = Layout(
 
 
 @hsettings(
-    max_examples=100,
+    max_examples=70,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -502,6 +502,7 @@ ODD_LAYOUT = Layout(
     dry_run=st.booleans(),
     discount_code=texts,
     max_per_email=st.integers(1, 3),
+    per_part=st.sampled_from([1_500_000, 1_500_000, 4, 9]),
     odd=st.booleans(),
 )
 def test_sql_queue_equals_the_pure_reference(
@@ -512,9 +513,11 @@ def test_sql_queue_equals_the_pure_reference(
     dry_run: bool,
     discount_code: str,
     max_per_email: int,
+    per_part: int,
     odd: bool,
 ) -> None:
     monkeypatch.setattr(outbox, "MAX_MESSAGES_PER_EMAIL", max_per_email)
+    monkeypatch.setattr(outbox, "LINES_PER_PART", per_part)
     templates, layout = (ODD_TEMPLATES, ODD_LAYOUT) if odd else CONFIG_TEMPLATES
     monkeypatch.setattr(outbox, "load_templates", lambda: templates)
     monkeypatch.setattr(outbox, "load_layout", lambda: layout)
