@@ -241,7 +241,7 @@ def rules_sql(feed: Feed) -> str | None:
     return path.read_text(encoding="utf-8") if path.exists() else None
 
 
-def merge_sql(feed: Feed) -> str:
+def merge_sql(feed: Feed, *, empty: bool = False) -> str:
     """Merge the good rows into the feed table by key (the contract's upsert).
 
     A new key is inserted; a stored row is replaced only when the incoming version
@@ -250,6 +250,8 @@ def merge_sql(feed: Feed) -> str:
     006) because maintaining one costs more than the whole load at 10M rows. The
     key stays unique because a file's repeated keys never reach this statement
     (they are quarantined) and a key already stored is updated, never inserted.
+    `empty`: the table has no row (a first load), so every key is new: a plain
+    insert, the same rows without the join.
     """
     t = feed.name
     cols = list(feed.column_names)
@@ -263,6 +265,11 @@ def merge_sql(feed: Feed) -> str:
         ins_cols.append("received_at")
         ins_vals.append(received)
         sets.append(f"received_at = coalesce({t}.received_at, {received})")
+    if empty:
+        return (
+            f"insert into {t} ({', '.join(_q(c) for c in ins_cols)}) "
+            f"select {', '.join(ins_vals)} from _good as s"
+        )
     on = " and ".join(f"{t}.{_q(k)} = s.{_q(k)}" for k in feed.key)
     return (
         f"merge into {t} using (select {', '.join(_q(c) for c in cols)} from _good) as s "

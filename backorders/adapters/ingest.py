@@ -242,7 +242,8 @@ def _check_rows(
         )
     res.rows_quarantined = bad_rows
     res.rows_loaded = read.rows - bad_rows
-    con.execute(feed_rules.merge_sql(feed), {"sha": facts.sha256})
+    empty = not con.execute(f"select 1 from {feed.name} limit 1").fetchall()
+    con.execute(feed_rules.merge_sql(feed, empty=empty), {"sha": facts.sha256})
     if feed.name == "stock":
         con.execute(
             "insert into stock_counts select location_id, sku, on_hand, as_of, $sha, $run from _good",

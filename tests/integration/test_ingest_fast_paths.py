@@ -16,6 +16,7 @@ import pytest
 
 from backorders.adapters import feed_readers, feed_rules, gx_runner, store
 from backorders.adapters import ingest as ingest_module
+from backorders.adapters.ingest import ingest_landing
 from tests.integration.conftest import (
     AS_OF,
     IngestFn,
@@ -24,6 +25,7 @@ from tests.integration.conftest import (
     result_for,
     rows,
     write,
+    write_base,
 )
 
 pytestmark = pytest.mark.integration
@@ -404,6 +406,53 @@ def test_overlapping_files_keep_one_row_per_key_with_the_newest_version(
             con,
             f"select count(*) from (select {key} from {table} group by all having count(*) > 1)",
         ) == [(0,)]
+
+
+def test_a_first_load_into_an_empty_table_stores_what_the_merge_stores(
+    tmp_path: Path, settings: Any
+) -> None:
+    # Arrange: the same PO file into an empty table (plain insert) and into a table
+    # that already holds another PO line (merge)
+    body = csv_text(
+        "purchase_orders",
+        f"P1,1,SUP1,SKU-A,10,W1,2026-12-01,open,{TS}",
+        "P1,2,SUP1,SKU-B,5,W1,2026-12-01,received,2026-11-21T15:30:00Z",
+    )
+    stored: dict[str, list[tuple[Any, ...]]] = {}
+    for case in ("empty", "merge"):
+        landing = tmp_path / case / "landing"
+        write_base(landing)
+        if case == "merge":
+            write(
+                landing,
+                "purchase_orders",
+                "0.csv",
+                csv_text("purchase_orders", f"P9,1,SUP1,SKU-A,1,W1,2026-12-01,open,{TS}"),
+            )
+        write(landing, "purchase_orders", "1.csv", body)
+        con = store.connect(tmp_path / case / "db.duckdb")
+        try:
+            ingest_landing(
+                con,
+                landing,
+                run_id="r",
+                as_of=AS_OF,
+                settings=settings,
+                now=lambda: AS_OF,
+                progress=lambda s: None,
+            )
+            stored[case] = rows(
+                con, "select * from purchase_orders where po_id = 'P1' order by line_no"
+            )
+        finally:
+            con.close()
+
+    # Assert
+    assert stored["empty"] == stored["merge"]
+    assert [(r[1], r[7], r[9] is not None) for r in stored["empty"]] == [
+        (1, "open", False),
+        (2, "received", True),
+    ]
 
 
 def test_feed_tables_have_no_key_index_but_keep_their_not_null_columns(
