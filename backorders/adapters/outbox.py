@@ -56,7 +56,7 @@ from backorders.settings import PROJECT_ROOT, Settings
 log = logging.getLogger(__name__)
 TEMPLATE_DIR = PROJECT_ROOT / "config" / "templates"
 MAX_MESSAGES_PER_EMAIL = 100  # custom_args (message_keys) are capped at 10,000 bytes
-LINES_PER_PART = 1_500_000  # order lines queued together: about 0.7M messages, 0.6 GB of text
+MESSAGES_PER_PART = 700_000  # rendered together: about 0.6 GB of text
 QUEUED_EVENT = "messages_queued"  # one audit row per queueing, with a digest (docs/emails.md)
 
 
@@ -97,20 +97,6 @@ class QueueResult:
     emails: int = 0
     suppressed_by_reason: dict[str, int] = field(default_factory=dict)
 
-    def plus(self, other: QueueResult) -> QueueResult:
-        """Both counts together (the parts of one queueing)."""
-
-        def add(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
-            return {k: a.get(k, 0) + b.get(k, 0) for k in sorted(a.keys() | b.keys())}
-
-        return QueueResult(
-            self.queued + other.queued,
-            self.suppressed + other.suppressed,
-            add(self.by_kind, other.by_kind),
-            self.emails + other.emails,
-            add(self.suppressed_by_reason, other.suppressed_by_reason),
-        )
-
 
 _REASONS = {
     "not_backorderable": "an item in your order is no longer available and cannot be backordered",
@@ -139,34 +125,28 @@ def queue_messages(
         load_templates(), load_layout(), reasons=_REASONS, discount_code=discount_code
     )
     with store.transaction(con):
-        message_sql.fill_text_tables(con)
-        lines = int(store.scalar(con, "select count(*) from line_status") or 0)
-        # a part of the customers at a time, so that each part's texts stay in memory
-        parts = max(1, -(-lines // LINES_PER_PART))
-        result = QueueResult(0, 0, {})
-        for part in range(parts):
-            store.run(
-                con,
-                "outbox/new_messages",
-                {
-                    "today": today or now.date(),
-                    "max_wait_days": policy.max_wait_days,
-                    "delay_apology_days": policy.delay_apology_days,
-                    "dry_run": dry_run,
-                    "bad_address_chars": message_sql.bad_address_chars(),
-                    "part": part,
-                    "parts": parts,
-                },
-            )
-            store.run(con, "outbox/new_emails", {"max_per_email": MAX_MESSAGES_PER_EMAIL})
-            counts = _counts(con)
-            if counts.queued + counts.suppressed:
+        store.run(
+            con,
+            "outbox/new_messages",
+            {
+                "today": today or now.date(),
+                "max_wait_days": policy.max_wait_days,
+                "delay_apology_days": policy.delay_apology_days,
+                "dry_run": dry_run,
+                "bad_address_chars": message_sql.bad_address_chars(),
+            },
+        )
+        store.run(con, "outbox/new_emails", {"max_per_email": MAX_MESSAGES_PER_EMAIL})
+        result = _counts(con)
+        if result.queued + result.suppressed:
+            message_sql.fill_text_tables(con)
+            # a part of the customers at a time, so that each part's texts stay in memory
+            parts = -(-(result.queued + result.suppressed) // MESSAGES_PER_PART)
+            for part in range(parts):
                 con.execute(*renderer.stage_sections(part=part, parts=parts))
                 con.execute(*renderer.insert_messages(now=now, run_id=run_id))
                 con.execute(*renderer.insert_single_emails(now=now))
                 con.execute(*renderer.insert_emails(now=now))
-            result = result.plus(counts)
-        if result.queued + result.suppressed:
             audit.append(con, run_id, [_queued_event(con, run_id, result)], logged_at=now)
         message_sql.drop_temp_tables(con)
     return result
@@ -186,7 +166,17 @@ def _counts(con: duckdb.DuckDBPyConnection) -> QueueResult:
         else:
             suppressed += n
             reasons[reason] = reasons.get(reason, 0) + n
-    emails = store.scalar(con, "select count(distinct email_key) from queue_emails")
+    emails, repeated = con.execute(
+        "select count(distinct e.email_key), count(*) - count(distinct q.message_key) "
+        "from queue_new as q join queue_emails as e on e.msg_no = q.rowid"
+    ).fetchone() or (0, 0)
+    if repeated:
+        # one message per order: only a key repeated in the orders or customers feed
+        # (which the ingest and the feed suites keep unique) can make two
+        raise ValueError(
+            f"{repeated} message key(s) would be queued twice: orders or customers hold a "
+            "repeated key; run the feed expectations and fix the feed before queueing"
+        )
     return QueueResult(queued, suppressed, by_kind, int(emails or 0), reasons)
 
 

@@ -1,5 +1,5 @@
--- This run's new messages of one part of the customers (queue_new: hash(customer_id) %
--- $parts = $part), each rendered as its section: the kind's template (config/templates/<kind>.toml)
+-- This run's new messages of one part of the customers (hash(customer_id) % $parts =
+-- $part), each rendered as its section: the kind's template (config/templates/<kind>.toml)
 -- filled in as backorders.domain.messages.render does, with the values the layout frames it
 -- with. insert_messages.sql, insert_single_emails.sql and insert_emails.sql read it; one
 -- part at a time keeps the texts of a 10M-line run within memory. The section_* slots are
@@ -24,6 +24,7 @@ with msg as (
     join queue_emails as e on e.msg_no = q.rowid
     join customers as cu on cu.customer_id = q.customer_id
     join queue_styles as st on st.locale is not distinct from cu.locale
+    where hash(q.customer_id) % $parts = $part
 ),
 in_stock as (
     select sku from supply_lots where supply_kind = 'stock' group by sku having sum(qty) > 0

@@ -8,15 +8,11 @@
 -- tests/integration/test_outbox_sql.py checks it against them on random worlds.
 -- Derived from line_status against the outbox, so it is crash-safe: if a run dies after
 -- allocating and before queueing, the next run finds the same messages again.
--- One part of the customers at a time (hash(customer_id) % $parts = $part), so that a
--- 10M-line run is done in parts that stay in memory; a customer's messages are all in
--- one part, so their email is too.
 create or replace temp table queue_new as
 with open_lines as (
     select order_id, line_no, customer_id, status, promised_date
     from line_status
     where status not in ('shipped', 'cancelled')
-      and hash(customer_id) % $parts = $part
 ),
 per_order as (
     select order_id,
@@ -49,7 +45,6 @@ told as (
            bool_or(kind = 'delay_apology') as apologized,
            bool_or(kind = 'cancellation_offer') as offered
     from outbox
-    where hash(customer_id) % $parts = $part
     group by order_id
 ),
 history as (
@@ -109,10 +104,7 @@ keyed as (
     from stated
 ),
 fresh as (
-    select *
-    from keyed
-    anti join (select message_key from outbox where hash(customer_id) % $parts = $part) as o
-        using (message_key)
+    select * from keyed anti join outbox using (message_key)
 ),
 addressed as (
     -- is_deliverable_address (backorders.domain.email); $bad_address_chars is the class
