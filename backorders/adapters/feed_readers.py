@@ -191,7 +191,9 @@ def read_csv(
         return ReadResult(
             rows=total,
             warnings=warnings,
-            raw_source="(select ordinality as row_number, * from _csv)",
+            raw_source=(
+                f"(select ordinality as row_number, {', '.join(map(_ident, present))} from _csv)"
+            ),
             raw_expr=f"to_json(struct_pack({s_struct}))::varchar",
         )
     # Accepted records keep file order (ordinality); their record number is the

@@ -224,6 +224,30 @@ def test_parquet_columns_of_other_types_are_checked_as_text(
     ]
 
 
+def test_an_extra_csv_column_named_like_an_internal_one_is_ignored(
+    con: duckdb.DuckDBPyConnection, landing: Path, base: dict[str, Path], ingest: IngestFn
+) -> None:
+    # Arrange: extra columns row_number and raw, and a bad row to quarantine
+    path = write(
+        landing,
+        "orders",
+        "extra.csv",
+        "order_id,customer_id,placed_at,status,updated_at,row_number,raw\n"
+        f"O7,C1,{TS},open,{TS},x,y\n"
+        f"O8,C1,{TS},lost,{TS},x,y\n",
+    )
+
+    # Act
+    results = ingest()
+
+    # Assert
+    r = result_for(results, path)
+    assert (r.status, r.rows_loaded, r.rows_quarantined) == ("loaded", 1, 1)
+    assert r.warnings == ["extra column(s) ignored: row_number, raw"]
+    (row,) = quarantined(con, path)
+    assert row[0] == 2 and json.loads(row[1])["status"] == "lost"
+
+
 def test_a_broken_parquet_page_rejects_the_whole_file(
     con: duckdb.DuckDBPyConnection, landing: Path, base: dict[str, Path], ingest: IngestFn
 ) -> None:
