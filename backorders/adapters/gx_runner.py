@@ -33,13 +33,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
@@ -129,31 +129,35 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # what DuckDB's .df() gives for VARCHAR
-_NULLABLE: dict[pa.DataType, Any] = {
-    pa.bool_(): pd.BooleanDtype(),
-    pa.int8(): pd.Int8Dtype(),
-    pa.int16(): pd.Int16Dtype(),
-    pa.int32(): pd.Int32Dtype(),
-    pa.int64(): pd.Int64Dtype(),
-    pa.uint8(): pd.UInt8Dtype(),
-    pa.uint16(): pd.UInt16Dtype(),
-    pa.uint32(): pd.UInt32Dtype(),
-    pa.uint64(): pd.UInt64Dtype(),
-}
-
-
 def _frame(table: pa.Table) -> pd.DataFrame:
     """A pandas frame of an Arrow table, typed as DuckDB's .df() types it, without copies."""
+    # imported here: pandas costs seconds to import, and only a validation needs it
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pd.StringDtype("pyarrow", na_value=np.nan)  # what DuckDB's .df() gives for VARCHAR
+    nullable: dict[pa.DataType, Any] = {
+        pa.bool_(): pd.BooleanDtype(),
+        pa.int8(): pd.Int8Dtype(),
+        pa.int16(): pd.Int16Dtype(),
+        pa.int32(): pd.Int32Dtype(),
+        pa.int64(): pd.Int64Dtype(),
+        pa.uint8(): pd.UInt8Dtype(),
+        pa.uint16(): pd.UInt16Dtype(),
+        pa.uint32(): pd.UInt32Dtype(),
+        pa.uint64(): pd.UInt64Dtype(),
+    }
     columns: dict[str, Any] = {}
     for field_, col in zip(table.schema, table.columns, strict=True):
         t = field_.type
         if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-            columns[field_.name] = pd.array(col, dtype=_STR)
+            columns[field_.name] = pd.array(col, dtype=text)
         elif pa.types.is_decimal(t):
             columns[field_.name] = pc.cast(col, pa.float64()).to_numpy()
-        elif t in _NULLABLE and col.null_count:
-            columns[field_.name] = col.to_pandas(types_mapper={t: _NULLABLE[t]}.get).array
+        elif t in nullable and col.null_count:
+            columns[field_.name] = col.to_pandas(types_mapper={t: nullable[t]}.get).array
         else:
             # .array, not .to_numpy(): a tz-aware timestamp would become Python objects
             columns[field_.name] = col.to_pandas(date_as_object=False).array
@@ -199,6 +203,8 @@ def _release_memory() -> None:
     Arrow's allocator (mimalloc) and glibc's keep freed pages for reuse; after a 10M-row
     batch that is gigabytes the next batch would add to, raising the peak.
     """
+    import pyarrow as pa
+
     gc.collect()
     pa.default_memory_pool().release_unused()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
