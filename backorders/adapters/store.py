@@ -64,9 +64,10 @@ def connect(
         con.execute(f"set memory_limit = '{memory_limit}'")
     # the progress bar would print into logs and command output
     con.execute("set enable_progress_bar = false")
-    # DuckDB 2.0's DICT_FSST string compression costs 2.5x the CPU of the others when
-    # writing (3M rows of ids: 4.7 s vs 1.9 s) and line_status/allocations are
-    # rewritten every run; dictionary and FSST still compress (docs/performance.md).
+    # DuckDB 2.0's DICT_FSST string compression costs 2.5x the CPU when writing (3M rows
+    # of ids: 4.7 s vs 1.9 s) and line_status/allocations are rewritten every run. The
+    # price is disk: without it DuckDB 2.0 stores such strings uncompressed (10M ids:
+    # 149 MB instead of 43 MB), a 10M-line database is 2-3 GB (docs/performance.md).
     con.execute("set disabled_compression_methods = 'dict_fsst'")
     if not read_only:
         migrate(con)
