@@ -168,8 +168,8 @@ def _create_twin(con: duckdb.DuckDBPyConnection, table: str, twin: str) -> None:
 
 def _drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
     """Free the run's temporary tables (they hold about a GB at 10M lines)."""
-    con.execute("drop view if exists _placed")
-    for t in ("_alloc", "_po_span", "_lines", "_held_before", "_held", "_lots", "_sku", "_demand"):
+    # _demand and _placed are dropped as soon as _lines exists (_allocate_sql)
+    for t in ("_alloc", "_po_span", "_lines", "_held_before", "_held", "_lots", "_sku"):
         con.execute(f"drop table if exists {t}")
 
 

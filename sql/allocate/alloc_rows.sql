@@ -3,8 +3,8 @@
 -- [acc_before, acc_before + qty_promised) on its PO axis and draws every lot that
 -- overlaps. Stock lots are few per sku (one per location): an equi-join on the sku.
 -- PO lots: _po_span (po_span.sql) has the first and the last lot each line touches;
--- the lots between are listed. is_last
--- marks the lot that completes the line (its date is the line's supply date).
+-- the lots between are listed. is_last marks the lot that completes the line (its
+-- date is the line's supply date).
 create or replace temp table _alloc as
 with stock_rows as (
     select l.lid, l.order_id, l.line_no, l.sku, s.supply_kind, s.supply_ref,
