@@ -118,19 +118,21 @@ def allocate(
             "qty, available_on + $h::integer from _alloc",
             {"r": run_id, "h": settings.handling_days},
         )
-        # The new line_status is written once, into a twin of the table (same columns and
-        # constraints), compared with the old one, then swapped in: no 10M-row temporary
-        # copy in memory, no 10M-row delete.
-        _create_twin(con, "line_status", "line_status_next")
+        # The new line results (the table behind the line_status view) are written once,
+        # into a twin of the table (same columns and constraints), compared with the old
+        # one, then swapped in: no 10M-row temporary copy in memory, no 10M-row delete.
+        _create_twin(con, "line_results", "line_results_next")
         store.run(
             con,
             "allocate/line_status",
-            {"as_of": as_of, "handling_days": settings.handling_days, "run_id": run_id},
+            {"as_of": as_of, "handling_days": settings.handling_days},
         )
         clock.lap("write_allocations_and_line_status")
         store.run(con, "allocate/promise_changes", {"run_id": run_id})
-        con.execute("drop table line_status")
-        con.execute("alter table line_status_next rename to line_status")
+        con.execute("drop table line_results")
+        con.execute("alter table line_results_next rename to line_results")
+        con.execute("delete from line_results_run")
+        con.execute("insert into line_results_run values ($r)", {"r": run_id})
         _drop_scratch(con)
         clock.lap("promise_changes")
         summary = summarize(con, run_id)

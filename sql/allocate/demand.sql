@@ -8,7 +8,8 @@
 create or replace temp table _demand as
 with shipped as (
     -- up to the run's as_of, like book stock: a backfilled run sees the past as it was
-    select order_id, line_no, sum(qty) as qty
+    -- bigint, not the hugeint sum() gives: every later step computes on these
+    select order_id, line_no, sum(qty)::bigint as qty
     from shipments
     where shipped_at <= $as_of
     group by all
@@ -16,7 +17,7 @@ with shipped as (
 committed_lines as (
     -- held stock in the last run (fully allocated, released for picking)
     select order_id, line_no
-    from line_status
+    from line_results
     where $keep_committed and status = 'allocated'
 ),
 open_lines as (
@@ -48,7 +49,7 @@ select order_id, line_no, sku, customer_id, qty_ordered, qty_shipped, qty_open, 
        row_number() over w as priority_rank,
        -- running sums up to and including this line, in rank order (the key is total,
        -- so the default frame has no peers)
-       coalesce(sum(qty_open) filter (where committed) over w, 0) as committed_upto,
-       coalesce(sum(qty_open) filter (where not committed) over w, 0) as others_upto
+       coalesce(sum(qty_open) filter (where committed) over w, 0)::bigint as committed_upto,
+       coalesce(sum(qty_open) filter (where not committed) over w, 0)::bigint as others_upto
 from open_lines
 window w as (partition by sku order by {order_by})

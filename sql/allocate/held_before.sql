@@ -8,7 +8,7 @@ with placed as (
     where sid in (select sid from _placed semi join _held using (order_id))
 ),
 held_lines as (
-    select sid, s_start, sum(qty_open) over (partition by sid order by s_start) as held_upto
+    select sid, s_start, sum(qty_open) over (partition by sid order by s_start)::bigint as held_upto
     from placed
     semi join _held using (order_id)
 )

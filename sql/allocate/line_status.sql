@@ -1,6 +1,8 @@
 -- Where every open or recently closed line stands after this run's allocation,
--- written into line_status_next (swapped in for line_status once compared with it).
-insert into line_status_next
+-- written into line_results_next (swapped in for line_results once compared with it;
+-- line_status is a view of it that writes each open line's reason from the facts
+-- stored here: migration 007).
+insert into line_results_next
 with got as (
     -- the lot that completes each line (the last it draws)
     select lid, available_on as last_supply_on, supply_ref as last_ref
@@ -41,34 +43,13 @@ open_final as (
                 when qty_allocated + qty_promised >= qty_open then 'promised'
                 when qty_allocated > 0 then 'partially_allocated'
                 else 'unpromised' end as status,
-           priority_rank,
-           'rank ' || priority_rank || ' of ' || lines_for_sku || ' open lines for ' || sku || ': '
-           || case when qty_allocated >= qty_open then 'all ' || qty_open || ' from stock, completed by '
-                        || last_ref
-                   when refused > 0 and not backorderable
-                        then 'product not backorderable (discontinued or blocked); '
-                             || qty_allocated || ' of ' || qty_open || ' from stock'
-                   when refused > 0
-                        then refused || ' of ' || qty_open || ' units are beyond the product''s backorder limit of '
-                             || max_backorder_qty || ' (lines ranked ahead use it): not accepted'
-                   when is_covered then 'covered; completed by ' || last_ref
-                        || ' arriving ' || last_supply_on::varchar
-                   when usable_qty = 0 then qty_open - qty_allocated - qty_promised || ' of ' || qty_open
-                        || ' units have no supply: no usable stock and no open PO on time for this sku'
-                   else qty_open - qty_allocated - qty_promised || ' of ' || qty_open
-                        || ' units have no supply yet (lines ranked ahead take the stock and open POs)' end
-           || case when held then '; held: ship-complete order waits until all its lines are covered, '
-                                  || 'its stock went to the next lines'
-                   when ship_complete and completes_on is not null and qty_allocated < qty_open
-                        then '; ship-complete: the order ships complete on its last line''s date'
-                   else '' end
-           || case when committed then '; committed: it held its stock in the last run, so it '
-                                       || 'is served before lines ranked ahead of it'
-                   else '' end as reason
+           priority_rank, lines_for_sku, refused, usable_qty, max_backorder_qty,
+           backorderable, ship_complete, held, committed, last_ref, last_supply_on,
+           null as note
     from covered
 ),
 shipped as (
-    select order_id, line_no, sum(qty) as qty
+    select order_id, line_no, sum(qty)::bigint as qty
     from shipments
     where shipped_at <= $as_of
     group by all
@@ -91,12 +72,13 @@ closed as (
            case when ol.status = 'cancelled' or o.status = 'cancelled' then 'cancelled'
                 else 'shipped' end as status,
            null::bigint as priority_rank,
+           null, null, null, null, null, null, null, null, null, null,
            case when ol.status = 'cancelled' or o.status = 'cancelled' then 'cancelled'
-                else 'shipped' end || ' (line ' || ol.status || ', order ' || o.status || ')' as reason
+                else 'shipped' end || ' (line ' || ol.status || ', order ' || o.status || ')' as note
     from closed_lines as ol
     join orders as o using (order_id)
     where greatest(ol.updated_at, o.updated_at) >= $as_of::timestamptz - interval 30 day
 )
-select *, $run_id from open_final
+select * from open_final
 union all
-select *, $run_id from closed
+select * from closed

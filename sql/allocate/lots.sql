@@ -5,7 +5,7 @@
 create or replace temp table _lots as
 select k.sid, s.sku, s.supply_kind, s.supply_ref, s.qty, s.available_on,
        row_number() over w as idx,
-       sum(s.qty) over w - s.qty as s_start
+       (sum(s.qty) over w - s.qty)::bigint as s_start
 from supply_lots as s
 join _sku as k using (sku)
 where s.usable and s.qty > 0

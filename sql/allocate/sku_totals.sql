@@ -4,8 +4,8 @@
 create or replace temp table _sku as
 with supply as (
     select sku,
-           coalesce(sum(qty) filter (where supply_kind = 'stock'), 0) as stock_total,
-           coalesce(sum(qty) filter (where supply_kind = 'po'), 0) as po_total
+           coalesce(sum(qty) filter (where supply_kind = 'stock'), 0)::bigint as stock_total,
+           coalesce(sum(qty) filter (where supply_kind = 'po'), 0)::bigint as po_total
     from supply_lots
     where usable and qty > 0
     group by sku

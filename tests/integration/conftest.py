@@ -105,6 +105,24 @@ def quarantined(con: duckdb.DuckDBPyConnection, path: Path) -> list[tuple[int, s
     ).fetchall()
 
 
+def insert_line_status(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """Set a previous run's line_status: rows shaped like the view, into the table behind it."""
+    con.execute("delete from line_results")
+    con.execute("delete from line_results_run")
+    if not rows:
+        return
+    run_ids = {r.get("run_id", "previous") for r in rows}
+    assert len(run_ids) == 1, "line_status holds one run"
+    cols = [c for c in rows[0] if c != "run_id"]
+    names = ", ".join("note" if c == "reason" else c for c in cols)
+    one = "(" + ", ".join(["?"] * len(cols)) + ")"
+    con.execute(
+        f"insert into line_results ({names}) values {', '.join([one] * len(rows))}",
+        [r[c] for r in rows for c in cols],
+    )
+    con.execute("insert into line_results_run values (?)", [run_ids.pop()])
+
+
 @pytest.fixture
 def settings() -> Settings:
     """Settings pinned to the defaults the tests rely on."""

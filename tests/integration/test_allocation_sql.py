@@ -26,6 +26,7 @@ from backorders.domain.allocation import allocate as oracle_allocate
 from backorders.domain.contract import FEED_ORDER
 from backorders.domain.priority import PRIORITY_FIELDS, DemandLine
 from backorders.settings import Settings, load_settings
+from tests.integration.conftest import insert_line_status
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +36,7 @@ TODAY = AS_OF.date()
 DEFAULT_TIERS = ["platinum", "gold", "silver", "standard"]
 LOCATIONS = ["L1", "L2"]
 FEED_TABLES = FEED_ORDER
-OUTPUT_TABLES = ("allocations", "line_status", "promise_changes", "audit_log")
+OUTPUT_TABLES = ("allocations", "line_results", "promise_changes", "audit_log")
 
 Row = dict[str, Any]
 World = dict[str, list[Row]]
@@ -495,7 +496,7 @@ def test_sql_allocation_equals_the_reference_allocator(
         clear(con)
         for table in FEED_TABLES:
             insert(con, table, world[table])
-        insert(con, "line_status", world["line_status"], source=False)
+        insert_line_status(con, world["line_status"])
     prev = {
         (r["order_id"], r["line_no"]): (r["status"], r["promised_date"])
         for r in world["line_status"]

@@ -40,6 +40,7 @@ from backorders.domain.messages import (
     plan_emails,
     render,
 )
+from tests.integration.conftest import insert_line_status
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +66,7 @@ TABLES = (
     "customers",
     "products",
     "orders",
-    "line_status",
+    "line_results",
     "supply_lots",
     "outbox",
     "outbox_emails",
@@ -273,9 +274,8 @@ def load(con: duckdb.DuckDBPyConnection, w: World) -> None:
             for o in w.orders
         ],
     )
-    insert(
+    insert_line_status(
         con,
-        "line_status",
         [
             {
                 **ln,
