@@ -112,11 +112,12 @@ def allocate(
     clock = _Clock(timings)
     with store.transaction(con):
         _allocate_sql(con, as_of=as_of, settings=settings, clock=clock)
-        con.execute("delete from allocations where run_id = $r", {"r": run_id})
+        run_no = _run_number(con, run_id)
+        con.execute("delete from allocation_rows where run_no = $n", {"n": run_no})
         con.execute(
-            "insert into allocations select $r, order_id, line_no, sku, supply_kind, supply_ref, "
-            "qty, available_on + $h::integer from _alloc",
-            {"r": run_id, "h": settings.handling_days},
+            "insert into allocation_rows select $n, order_id, line_no, sku, supply_kind, "
+            "supply_ref, qty, available_on + $h::integer from _alloc",
+            {"n": run_no, "h": settings.handling_days},
         )
         # The new line results (the table behind the line_status view) are written once,
         # into a twin of the table (same columns and constraints), compared with the old
@@ -154,6 +155,22 @@ def allocate(
         clock.lap("summary_and_audit")
     clock.lap("commit")
     return summary
+
+
+def _run_number(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """The run's number in allocation_runs (the allocations view maps it to the run id)."""
+    found = con.execute(
+        "select run_no from allocation_runs where run_id = $r", {"r": run_id}
+    ).fetchone()
+    if found:
+        return int(found[0])
+    (run_no,) = con.execute(
+        "insert into allocation_runs select coalesce(max(run_no), 0) + 1, $r "
+        "from allocation_runs returning run_no",
+        {"r": run_id},
+    ).fetchone() or (None,)
+    assert run_no is not None
+    return int(run_no)
 
 
 def _create_twin(con: duckdb.DuckDBPyConnection, table: str, twin: str) -> None:

@@ -49,7 +49,7 @@ create table line_results_run (run_id varchar not null);
 insert into line_results
 select order_id, line_no, customer_id, sku, qty_ordered, qty_shipped, qty_allocated,
        qty_promised, qty_unpromised, promised_date, status::line_state, priority_rank,
-       null, null, null, null, null, null, null, null, null, null, coalesce(reason, '')
+       null, null, null, null, null, null, null, null, null, null, reason
 from line_status;
 insert into line_results_run select run_id from line_status limit 1;
 drop table line_status;

@@ -36,7 +36,13 @@ TODAY = AS_OF.date()
 DEFAULT_TIERS = ["platinum", "gold", "silver", "standard"]
 LOCATIONS = ["L1", "L2"]
 FEED_TABLES = FEED_ORDER
-OUTPUT_TABLES = ("allocations", "line_results", "promise_changes", "audit_log")
+OUTPUT_TABLES = (
+    "allocation_rows",
+    "allocation_runs",
+    "line_results",
+    "promise_changes",
+    "audit_log",
+)
 
 Row = dict[str, Any]
 World = dict[str, list[Row]]

@@ -71,8 +71,10 @@ def test_edited_allocation_decision_is_detected_through_its_digest(tmp_path: Pat
     allocation_store.reconcile(c, as_of=spec.as_of, settings=s)
     allocation_store.allocate(c, run_id="r1", as_of=spec.as_of, settings=s, now=AT)
     assert audit.verify(c) == []
+    # allocations is a view (migration 009): tamper with the table behind it
     c.execute(
-        "update allocations set qty = qty + 1 where rowid = (select min(rowid) from allocations)"
+        "update allocation_rows set qty = qty + 1 "
+        "where rowid = (select min(rowid) from allocation_rows)"
     )
     assert any("allocation decisions of run r1" in p for p in audit.verify(c))
 
