@@ -55,15 +55,22 @@ shipped as (
     group by all
 ),
 closed_lines as (
-    -- the complement of the open lines: the line is closed or fully shipped, or its
-    -- order is closed (looked up among the few closed orders, not by joining every
-    -- line with its order)
+    -- the complement of the open lines, in two disjoint parts that never join every
+    -- line with its order: lines closed or fully shipped themselves (a filter on the
+    -- scan), and the still-open lines of the few closed orders (an inner join whose
+    -- small side lets DuckDB skip the row groups of order_lines it cannot match)
     select ol.order_id, ol.line_no, ol.sku, ol.qty, ol.status, ol.updated_at,
            coalesce(sh.qty, 0) as qty_shipped
     from order_lines as ol
     left join shipped as sh using (order_id, line_no)
     where ol.status <> 'open' or ol.qty <= coalesce(sh.qty, 0)
-       or ol.order_id in (select order_id from orders where status <> 'open')
+    union all
+    select ol.order_id, ol.line_no, ol.sku, ol.qty, ol.status, ol.updated_at,
+           coalesce(sh.qty, 0) as qty_shipped
+    from (select order_id from orders where status <> 'open') as c
+    join order_lines as ol using (order_id)
+    left join shipped as sh using (order_id, line_no)
+    where ol.status = 'open' and ol.qty > coalesce(sh.qty, 0)
 ),
 closed as (
     select ol.order_id, ol.line_no, o.customer_id, ol.sku, ol.qty as qty_ordered,
