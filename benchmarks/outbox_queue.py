@@ -122,7 +122,6 @@ def timed_queue(con: duckdb.DuckDBPyConnection, run_id: str, now: datetime) -> d
         now=now,
         dry_run=False,
         policy=Policy(delay_apology_days=14, max_wait_days=90),
-        discount_code="SORRY-FOR-THE-WAIT",
     )
     seconds = time.perf_counter() - t
     messages = q.queued + q.suppressed
