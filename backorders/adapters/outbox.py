@@ -31,7 +31,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 import duckdb
 import pyarrow as pa
@@ -49,6 +49,7 @@ from backorders.domain.email import (
 )
 from backorders.domain.messages import (
     Layout,
+    MessageKind,
     OrderState,
     Policy,
     Rendered,
@@ -138,7 +139,11 @@ def queue_messages(
                 "bad_address_chars": message_sql.bad_address_chars(),
             },
         )
-        store.run(con, "outbox/new_emails", {"max_per_email": MAX_MESSAGES_PER_EMAIL})
+        store.run(
+            con,
+            "outbox/new_emails",
+            {"max_per_email": MAX_MESSAGES_PER_EMAIL, "kinds": sorted(get_args(MessageKind))},
+        )
         result = _counts(con)
         if result.queued + result.suppressed:
             store.run(con, "outbox/insert_messages", {"now": now, "run_id": run_id})
@@ -179,58 +184,53 @@ class EmailRenderer:
             discount_code=discount_code,
         )
         self._texts = False  # the locale texts are built (once per renderer)
-        self._staged = False  # render_sections holds the last call's messages
 
     def emails(self, email_keys: Sequence[str]) -> dict[str, Rendered]:
         """Subject, text and HTML of each of these emails (outbox_emails keys; unknown: absent)."""
-        stored = self.con.execute(
-            "select email_key, subject, body_text, body_html from outbox_emails "
-            "where body_text is not null and email_key in (select unnest($k::varchar[]))",
-            {"k": list(email_keys)},
-        ).fetchall()
-        out = {k: Rendered(subject, text, html_) for k, subject, text, html_ in stored}
-        self._stage(
-            "select o.message_key, o.order_id, o.kind, o.state, e.email_key, "
+        return self._render(
+            email_keys,
+            stored="select email_key, subject, body_text, body_html from outbox_emails "
+            "where body_text is not null and email_key in (select k from render_keys)",
+            source="select o.message_key, o.order_id, o.kind, o.state, e.email_key, "
             "len(e.message_keys) as email_size, e.to_name, e.customer_id "
             "from outbox_emails as e join outbox as o using (email_key) "
             "where e.body_text is null and e.email_key in (select k from render_keys)",
-            email_keys,
+            query=self.sql.render_emails,
         )
-        if self._staged:
-            query, params = self.sql.render_emails()
-            for k, subject, text, html_ in self.con.execute(query, params).fetchall():
-                out[k] = Rendered(subject, text, html_)
-        return out
 
     def messages(self, message_keys: Sequence[str]) -> dict[str, Rendered]:
         """What each of these messages says on its own: its section framed alone."""
-        stored = self.con.execute(
-            "select message_key, subject, body_text, body_html from outbox "
-            "where body_text is not null and message_key in (select unnest($k::varchar[]))",
-            {"k": list(message_keys)},
-        ).fetchall()
-        out = {k: Rendered(subject, text, html_) for k, subject, text, html_ in stored}
-        self._stage(
-            "select o.message_key, o.order_id, o.kind, o.state, o.email_key, 1 as email_size, "
-            "e.to_name, o.customer_id "
+        return self._render(
+            message_keys,
+            stored="select message_key, subject, body_text, body_html from outbox "
+            "where body_text is not null and message_key in (select k from render_keys)",
+            source="select o.message_key, o.order_id, o.kind, o.state, o.email_key, "
+            "1 as email_size, e.to_name, o.customer_id "
             "from outbox as o left join outbox_emails as e using (email_key) "
             "where o.body_text is null and o.message_key in (select k from render_keys)",
-            message_keys,
+            query=self.sql.render_messages,
         )
-        if self._staged:
-            query, params = self.sql.render_messages()
-            for k, subject, text, html_ in self.con.execute(query, params).fetchall():
-                out[k] = Rendered(subject, text, html_)
-        return out
 
-    def _stage(self, source: str, keys: Sequence[str]) -> None:
-        """render_msgs from the source query over render_keys, then their sections."""
+    def _render(
+        self,
+        keys: Sequence[str],
+        *,
+        stored: str,
+        source: str,
+        query: Callable[[], tuple[str, dict[str, Any]]],
+    ) -> dict[str, Rendered]:
+        """The stored texts of these keys, and the rest rendered: source's messages staged in
+        render_msgs, their sections in render_sections, then the query over them."""
         con = self.con
         con.execute(
             "create or replace temp table render_keys as "
             "select distinct unnest($k::varchar[]) as k",
             {"k": list(keys)},
         )
+        out = {
+            k: Rendered(subj, text, html_)
+            for k, subj, text, html_ in con.execute(stored).fetchall()
+        }
         con.execute(
             "create or replace temp table render_msgs as "
             "select row_number() over () as msg_no, s.message_key, s.order_id, s.kind, "
@@ -240,14 +240,17 @@ class EmailRenderer:
             f"from ({source}) as s left join customers as cu using (customer_id)"
         )
         row = con.execute("select count(*) from render_msgs").fetchone()
-        self._staged = bool(row and row[0])
-        if not self._staged:
-            return
+        if not (row and row[0]):
+            return out
         if not self._texts:
             message_sql.fill_text_tables(con)
             self._texts = True
         message_sql.add_message_dates(con)
         con.execute(*self.sql.stage_sections())
+        sql, params = query()
+        for k, subj, text, html_ in con.execute(sql, params).fetchall():
+            out[k] = Rendered(subj, text, html_)
+        return out
 
     def close(self) -> None:
         """Drop the renderer's temp tables."""
@@ -258,22 +261,16 @@ def render_emails(
     con: duckdb.DuckDBPyConnection, email_keys: Sequence[str], *, discount_code: str = ""
 ) -> dict[str, Rendered]:
     """The emails with these keys as they would be (or were) sent (see EmailRenderer)."""
-    renderer = EmailRenderer(con, discount_code=discount_code)
-    try:
+    with contextlib.closing(EmailRenderer(con, discount_code=discount_code)) as renderer:
         return renderer.emails(email_keys)
-    finally:
-        renderer.close()
 
 
 def render_messages(
     con: duckdb.DuckDBPyConnection, message_keys: Sequence[str], *, discount_code: str = ""
 ) -> dict[str, Rendered]:
     """What each of these messages says on its own (see EmailRenderer)."""
-    renderer = EmailRenderer(con, discount_code=discount_code)
-    try:
+    with contextlib.closing(EmailRenderer(con, discount_code=discount_code)) as renderer:
         return renderer.messages(message_keys)
-    finally:
-        renderer.close()
 
 
 def _counts(con: duckdb.DuckDBPyConnection) -> QueueResult:

@@ -7,10 +7,18 @@
 insert into outbox (message_key, customer_id, order_id, kind, status, attempts, last_error,
                     created_at, run_id, to_email, state, email_key)
 with carried as (
-    select unnest(message_keys) as message_key, email_key
-    from queue_emails
+    -- the email of each message: its customer's (and status's), or for a customer whose
+    -- messages were split over several emails, the one that lists it
+    select q.*, e.email_key
+    from queue_new as q
+    join queue_emails as e using (customer_id, status)
+    where not e.split
+    union all
+    select q.*, e.email_key
+    from queue_new as q
+    join (select unnest(message_keys) as message_key, email_key from queue_emails where split)
+        as e using (message_key)
 )
-select q.message_key, q.customer_id, q.order_id, q.kind, q.status, 0, q.reason, $now, $run_id,
-       q.to_email, q.state::json, e.email_key
-from queue_new as q
-join carried as e using (message_key)
+select message_key, customer_id, order_id, kind, status, 0, reason, $now, $run_id, to_email,
+       state::json, email_key
+from carried
