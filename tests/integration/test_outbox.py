@@ -15,6 +15,7 @@ from backorders.adapters.sendgrid_fake import FakeSendGrid
 from backorders.adapters.sendgrid_sender import SendGridSender
 from backorders.demo_data import DemoSpec, generate
 from backorders.settings import load_settings
+from tests.integration.conftest import database_before
 
 pytestmark = pytest.mark.integration
 SPEC = DemoSpec(seed=3, scale=1)
@@ -229,18 +230,7 @@ def test_emails_queued_before_migration_008_keep_and_send_their_stored_texts(
     # Arrange: a database at schema version 7 (every migration before 008) whose outbox holds
     # a sent email and a pending one, rendered and stored as queueing did before 008
     path = tmp_path / "old.duckdb"
-    old = duckdb.connect(str(path))
-    old.execute(
-        "create table schema_migrations "
-        "(version integer primary key, name varchar not null, applied_at timestamptz not null)"
-    )
-    for version, sql in store._migrations():
-        if version < 8:
-            old.execute(sql.read_text(encoding="utf-8"))
-            old.execute(
-                "insert into schema_migrations values ($v, $n, now())",
-                {"v": version, "n": sql.name},
-            )
+    old = database_before(path, 8)
     t = datetime(2026, 11, 20, 6, tzinfo=UTC)
     for key, email, status in (
         ("m1", "m1", "sent"),
