@@ -7,7 +7,8 @@ is crash-safe: a run that dies after allocating and before queueing leaves the
 same candidates for the next run (docs/emails.md).
 
 One customer's new messages of one run travel in one email (outbox_emails); the
-messages of an email always share their status. Sending moves an email's rows
+messages of an email always share their status. Queueing writes what was decided, not
+text: EmailRenderer renders the emails from it when they are sent and on demand. Sending moves an email's rows
 pending -> sending (committed before the request goes out) -> sent | failed, many
 emails per request (personalizations) and a few requests at a time. A row found
 in `sending` at the start of a send belongs to a process that stopped mid-request:

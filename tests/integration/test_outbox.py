@@ -14,6 +14,7 @@ from backorders.adapters import allocation_store, audit, ingest, outbox, store
 from backorders.adapters.sendgrid_fake import FakeSendGrid
 from backorders.adapters.sendgrid_sender import SendGridSender
 from backorders.demo_data import DemoSpec, generate
+from backorders.domain.messages import OrderState, format_date
 from backorders.settings import load_settings
 from tests.integration.conftest import database_before
 
@@ -288,3 +289,32 @@ def test_emails_queued_before_migration_008_keep_and_send_their_stored_texts(
         on_demand["m1"].text == "Dear Ann, O-m1"
         and on_demand["e2"].subject == "Your orders O-m2, O-m3"
     )
+
+
+def test_an_email_rendered_after_its_lines_moved_tells_its_date_and_shows_the_lines_now(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    _queue(con)
+    key, order_id, state, locale = con.execute(
+        "select o.email_key, o.order_id, o.state::varchar, c.locale from outbox o "
+        "join customers c using (customer_id) join outbox_emails e using (email_key) "
+        "where o.status = 'pending' and len(e.message_keys) = 1 "
+        "and json_extract_string(o.state, '$.promised_date') is not null "
+        "order by o.email_key limit 1"
+    ).fetchone()
+    told = OrderState.from_json(state).promised_date
+    assert told is not None
+    # a later run moved every date far away: no line anywhere has the told date any more
+    con.execute(
+        "update line_status set promised_date = promised_date + 400 where promised_date is not null"
+    )
+    moved = con.execute(
+        "select min(promised_date) from line_status where order_id = $o and status = 'promised'",
+        {"o": order_id},
+    ).fetchone()[0]
+
+    (email,) = outbox.render_emails(con, [key]).values()
+
+    assert format_date(told, locale) in email.text  # what the message told, as queued
+    if moved is not None:  # its lines as they are now
+        assert f"expected {format_date(moved, locale)}" in email.text
