@@ -1,4 +1,4 @@
-"""The `backorders` command line: demo, run, status, explain, serve, verify-audit."""
+"""The `backorders` command line: demo, run, status, explain, emails, serve, verify-audit."""
 
 from __future__ import annotations
 
@@ -56,6 +56,24 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("order_id")
     e.add_argument("line_no", nargs="?", type=int)
     e.add_argument("--db", type=Path)
+
+    m = sub.add_parser(
+        "emails",
+        help="render queued emails as they are (or were) sent; a dry run's emails too",
+    )
+    m.add_argument("--db", type=Path)
+    m.add_argument("--run", help="the run that queued them (default: the latest that did)")
+    m.add_argument("--order", help="only emails that carry this order")
+    m.add_argument("--email", action="append", help="only this email key (repeatable)")
+    m.add_argument("--status", help="only emails whose messages have this status")
+    m.add_argument("--limit", type=int, default=20, help="at most this many (0: all)")
+    m.add_argument(
+        "--format",
+        choices=("text", "html", "jsonl"),
+        default="text",
+        help="text: headers and text body; html: headers and HTML body; jsonl: one JSON "
+        "object per email with every field",
+    )
 
     v = sub.add_parser("verify-audit", help="check the audit log's hash chain")
     v.add_argument("--db", type=Path)
@@ -188,6 +206,80 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_emails(args: argparse.Namespace) -> int:
+    """Render queued emails from the outbox (they are not stored rendered) and print them."""
+    import json
+
+    from backorders.adapters import outbox
+
+    opened = _open_read_only(args.db)
+    if opened is None:
+        return 2
+    settings, con = opened
+    run_id = args.run
+    if run_id is None:
+        latest = con.execute(
+            "select run_id from outbox group by run_id order by max(created_at) desc, run_id "
+            "limit 1"
+        ).fetchone()
+        if latest is None:
+            print("backorders: the outbox is empty", file=sys.stderr)
+            return 1
+        run_id = latest[0]
+    rows = con.execute(
+        "select e.email_key, e.to_email, e.to_name, e.kinds, e.message_keys, "
+        "any_value(o.status), list(distinct o.order_id order by o.order_id), "
+        "any_value(o.last_error), min(o.created_at) "
+        "from outbox_emails e join outbox o using (email_key) "
+        "where o.run_id = $run "
+        "and ($order::varchar is null or e.email_key in "
+        "(select email_key from outbox where order_id = $order)) "
+        "and ($keys::varchar[] is null or list_contains($keys::varchar[], e.email_key)) "
+        "and ($status::varchar is null or o.status = $status) "
+        "group by all order by e.email_key limit $limit",
+        {
+            "run": run_id,
+            "order": args.order,
+            "keys": args.email,
+            "status": args.status,
+            "limit": args.limit if args.limit > 0 else None,
+        },
+    ).fetchall()
+    if not rows:
+        print(f"backorders: no queued email of run {run_id} matches", file=sys.stderr)
+        return 1
+    renderer = outbox.EmailRenderer(con, discount_code=settings.discount_code)
+    for start in range(0, len(rows), 5_000):
+        part = rows[start : start + 5_000]
+        rendered = renderer.emails([r[0] for r in part])
+        for key, to, name, kinds, mkeys, status, orders, reason, created in part:
+            r = rendered[key]
+            if args.format == "jsonl":
+                record = {
+                    "email_key": key,
+                    "run_id": run_id,
+                    "to_email": to,
+                    "to_name": name,
+                    "status": status,
+                    "reason": reason if status == "suppressed" else None,
+                    "kinds": list(kinds),
+                    "order_ids": list(orders),
+                    "message_keys": list(mkeys),
+                    "created_at": created.isoformat(),
+                    "subject": r.subject,
+                    "text": r.text,
+                    "html": r.html,
+                }
+                print(json.dumps(record, ensure_ascii=False))
+                continue
+            print(f"== email {key} (run {run_id}, {status}{f': {reason}' if reason else ''})")
+            print(f"To: {name or ''} <{to}>")
+            print(f"Subject: {r.subject}")
+            print(f"Orders: {', '.join(orders)}; kinds: {', '.join(kinds)}\n")
+            print(r.text if args.format == "text" else r.html)
+    return 0
+
+
 def cmd_verify_audit(args: argparse.Namespace) -> int:
     """Check the audit log's hash chain; non-zero exit when it is broken."""
     from backorders.adapters import audit
@@ -220,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         "run": cmd_run,
         "status": cmd_status,
         "explain": cmd_explain,
+        "emails": cmd_emails,
         "verify-audit": cmd_verify_audit,
         "serve": cmd_serve,
     }[args.command]

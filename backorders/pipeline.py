@@ -242,7 +242,6 @@ def communicate_stage(
             now=utcnow(),
             dry_run=dry,
             policy=Policy(settings.delay_apology_days, settings.max_wait_days),
-            discount_code=settings.discount_code,
         )
         progress(
             f"outbox: {q.queued} queued, {q.suppressed} suppressed {q.by_kind} in {q.emails} emails"

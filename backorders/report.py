@@ -42,8 +42,8 @@ def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
         (
             "emails",
             (
-                f"{comm.get('suppressed', 0)} messages rendered and recorded in the outbox, "
-                "none sent (dry run: no SendGrid API key, or --dry-run)"
+                f"{comm.get('suppressed', 0)} messages recorded in the outbox, none sent "
+                "(dry run: no SendGrid API key, or --dry-run); read them: backorders emails"
             )
             if comm.get("dry_run")
             else f"{comm.get('queued', 0)} queued, {comm.get('suppressed', 0)} suppressed, "

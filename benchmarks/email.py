@@ -12,6 +12,10 @@ batch `sending`, one request per batch (personalizations), record outcomes and a
 rows, one transaction each. Prints one JSON line. Not a test: figures only.
 
 --templates: every email uses a SendGrid dynamic template (data read at send time).
+--world: instead of seeded rows, a world as allocation leaves it (benchmarks/outbox_queue.py's
+generator: line_status, orders, customers, products; about 9 messages per email, combined
+per customer) with its messages queued by `outbox.queue_messages` as the pipeline does;
+then about N messages are pending (a few are suppressed: opted out, undeliverable).
 --unknown N: then N emails are put in doubt (`failed`/`unknown`, settled): half of
 them had been accepted, half never sent; a second pass resolves them through the local
 server's Email Activity feed (found: sent; not found: requeued and sent) and is timed.
@@ -30,16 +34,18 @@ sys.path.insert(0, str(_HERE.parent))
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import subprocess
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import duckdb
 
 from backorders.adapters import outbox, store
 from backorders.adapters.sendgrid_sender import SendGridSender
+from backorders.domain.messages import Policy
 
 KEY = "SG.benchmark-key-0123456789"
 LINE = "2 x Widget Deluxe [SKU-10065]: expected December 9, 2026\n"
@@ -77,6 +83,24 @@ def seed(db: Path, n: int) -> None:
         )
 
 
+def seed_world(db: Path, n: int) -> None:
+    """A world of about n pending messages, queued as the pipeline queues them."""
+    spec = importlib.util.spec_from_file_location("outbox_queue", _HERE / "outbox_queue.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    with store.connect(db) as con:
+        gen.generate(con, lines=round(n / 0.45), seed=1)  # about 0.46 messages per line
+        outbox.queue_messages(
+            con,
+            run_id="seed",
+            now=datetime(2026, 11, 23, 6, tzinfo=UTC),
+            dry_run=False,
+            policy=Policy(delay_apology_days=14, max_wait_days=90),
+            today=date(2026, 11, 23),
+        )
+
+
 def doubt(con: duckdb.DuckDBPyConnection, n: int, status: str) -> None:
     """Put n emails of this status in doubt, as a killed sender leaves them (settled)."""
     con.execute(
@@ -94,6 +118,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--templates", action="store_true", help="send with dynamic templates")
+    ap.add_argument("--world", action="store_true", help="queue a generated world's messages")
     ap.add_argument("--unknown", type=int, default=0, help="emails to put in doubt, then resolve")
     args = ap.parse_args()
     ids = {"backorder_confirmed": "d-" + "1" * 32, "combined": "d-" + "c" * 32}
@@ -112,7 +137,7 @@ def main() -> None:
         url = server.stdout.readline().strip()
         with tempfile.TemporaryDirectory() as tmp:
             db = Path(tmp) / "bench.duckdb"
-            seed(db, args.messages)
+            (seed_world if args.world else seed)(db, args.messages)
             sender = SendGridSender(
                 api_key=KEY, host=url, from_email="care@shop.test", timeout_s=30.0
             )
@@ -169,6 +194,7 @@ def main() -> None:
                 "seconds": round(elapsed, 2),
                 "messages_per_second": round(r.sent / elapsed),
                 "templates": args.templates,
+                "world": args.world,
                 **resolution,
             }
         )

@@ -1,11 +1,13 @@
-"""The message rules of backorders.domain.messages, compiled to DuckDB SQL for queueing.
+"""The message rules of backorders.domain.messages, compiled to DuckDB SQL for rendering.
 
 The pure functions in domain/messages.py stay the reference (tests compare the two on
 random worlds). Here the templates (config/templates) become SQL string expressions:
 each literal piece is a bound parameter, each placeholder a column, HTML-escaped in the
 HTML part. What depends on the customer's locale (dates, line statuses) is computed by
 the reference functions themselves, once per distinct date and date style, into small
-temp tables that the SQL joins. So queueing is set-based: no per-message Python.
+temp tables that the SQL joins. So rendering is set-based: no per-message Python. It runs
+when emails are sent and on demand (backorders.adapters.outbox.EmailRenderer), not when
+they are queued.
 """
 
 from __future__ import annotations
@@ -133,7 +135,7 @@ def _by_kind(compiled: Mapping[str, str], params: _Params) -> str:
 
 
 class Renderer:
-    """The queue step's INSERT statements, with the templates compiled in."""
+    """The rendering statements (sections, messages, emails), with the templates compiled in."""
 
     def __init__(
         self,
@@ -151,8 +153,8 @@ class Renderer:
         self.reasons = dict(reasons)
         self.discount_code = discount_code
 
-    def stage_sections(self, *, part: int, parts: int) -> tuple[str, dict[str, Any]]:
-        """The statement rendering one part of the new messages' sections (queue_sections)."""
+    def stage_sections(self) -> tuple[str, dict[str, Any]]:
+        """The statement rendering the sections of the messages in render_msgs (render_sections)."""
         params = _Params()
 
         def reason(escape: Callable[[str], str]) -> Callable[[], str]:
@@ -198,38 +200,29 @@ class Renderer:
                 {k: _compile(t[k].html, html_values, params) for k in kinds}, params
             ),
         }
-        params.values.update(part=part, parts=parts)
         return _fill(store.sql("outbox/message_sections"), slots), params.values
 
-    def _framed(self, params: _Params) -> dict[str, str]:
+    def _single(self, params: _Params) -> dict[str, str]:
         """The layout around one section (compose() of one part), compiled."""
         return {
-            "frame_text": _compile(
+            "single_text": _compile(
                 self.layout.text, {"customer_name": "name_text", "sections": "section_text"}, params
             ),
-            "frame_html": _compile(
+            "single_html": _compile(
                 self.layout.html, {"customer_name": "name_html", "sections": "section_html"}, params
             ),
         }
 
-    def insert_messages(self, *, now: Any, run_id: str) -> tuple[str, dict[str, Any]]:
-        """The INSERT of the staged messages into outbox, each framed alone."""
+    def render_messages(self) -> tuple[str, dict[str, Any]]:
+        """The query of each staged section framed alone (what the message says on its own)."""
         params = _Params()
-        slots = self._framed(params)
-        params.values.update(now=now, run_id=run_id)
-        return _fill(store.sql("outbox/insert_messages"), slots), params.values
+        return _fill(store.sql("outbox/render_messages"), self._single(params)), params.values
 
-    def insert_single_emails(self, *, now: Any) -> tuple[str, dict[str, Any]]:
-        """The INSERT of the staged emails of one message: that message framed alone."""
-        params = _Params()
-        slots = self._framed(params)
-        params.values.update(now=now)
-        return _fill(store.sql("outbox/insert_single_emails"), slots), params.values
-
-    def insert_emails(self, *, now: Any) -> tuple[str, dict[str, Any]]:
-        """The INSERT of the staged emails of several messages: one section per order."""
+    def render_emails(self) -> tuple[str, dict[str, Any]]:
+        """The query of the staged emails: one section framed alone, or several joined."""
         params = _Params()
         slots = {
+            **self._single(params),
             "text_separator": params.add(TEXT_SECTION_SEPARATOR),
             "html_separator": params.add(HTML_SECTION_SEPARATOR),
             "subject_many": _one_line(
@@ -246,8 +239,7 @@ class Renderer:
                 params,
             ),
         }
-        params.values.update(now=now)
-        return _fill(store.sql("outbox/insert_emails"), slots), params.values
+        return _fill(store.sql("outbox/render_emails"), slots), params.values
 
 
 def _fill(sql: str, slots: Mapping[str, str]) -> str:
@@ -256,13 +248,17 @@ def _fill(sql: str, slots: Mapping[str, str]) -> str:
 
 
 def fill_text_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """The locale-dependent texts queue_new needs, by the reference functions, as temp tables.
+    """The locale-dependent texts rendering needs, by the reference functions, as temp tables.
 
     queue_styles (locale -> date style), queue_date_texts (promised date, style -> text,
     html) and queue_line_texts (line status, promised date, style -> text, html): a few
-    rows per distinct date, whatever the number of messages.
+    rows per distinct date of the open lines, whatever the number of messages. A message
+    may tell a date no line has any more (it is rendered later than it was queued):
+    add_message_dates adds those.
     """
     locales = [r[0] for r in con.execute("select distinct locale from customers").fetchall()]
+    if None not in locales:  # a message whose customer row is gone: the default style
+        locales.append(None)
     _temp_table(
         con,
         "queue_styles",
@@ -301,6 +297,26 @@ def fill_text_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def add_message_dates(con: duckdb.DuckDBPyConnection) -> None:
+    """Add to queue_date_texts the dates told in render_msgs that it lacks (usually none)."""
+    missing: list[tuple[date]] = con.execute(
+        "select distinct promised_date from render_msgs where promised_date is not null "
+        "except select promised_date from queue_date_texts"
+    ).fetchall()
+    rows = [(d, s, format_date(d, s)) for (d,) in missing for s in DATE_STYLES]
+    if rows:
+        con.execute(
+            "insert into queue_date_texts select unnest($d::date[]), unnest($s::varchar[]), "
+            "unnest($t::varchar[]), unnest($h::varchar[])",
+            {
+                "d": [r[0] for r in rows],
+                "s": [r[1] for r in rows],
+                "t": [r[2] for r in rows],
+                "h": [html.escape(r[2]) for r in rows],
+            },
+        )
+
+
 def _temp_table(con: duckdb.DuckDBPyConnection, name: str, columns: Mapping[str, Any]) -> None:
     """A temp table of these columns: name -> (SQL type, values), zipped row by row."""
     cols = ", ".join(f"unnest(${c}::{t}[]) as {c}" for c, (t, _) in columns.items())
@@ -311,11 +327,13 @@ def _temp_table(con: duckdb.DuckDBPyConnection, name: str, columns: Mapping[str,
 
 
 def drop_temp_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Drop the queue step's temp tables (they live in this connection only)."""
+    """Drop the queue step's and the renderer's temp tables (they live in this connection)."""
     for table in (
         "queue_new",
         "queue_emails",
-        "queue_sections",
+        "render_keys",
+        "render_msgs",
+        "render_sections",
         "queue_styles",
         "queue_date_texts",
         "queue_line_texts",

@@ -7,7 +7,8 @@ is crash-safe: a run that dies after allocating and before queueing leaves the
 same candidates for the next run (docs/emails.md).
 
 One customer's new messages of one run travel in one email (outbox_emails); the
-messages of an email always share their status. Sending moves an email's rows
+messages of an email always share their status. Queueing writes what was decided, not
+text: EmailRenderer renders the emails from it when they are sent and on demand. Sending moves an email's rows
 pending -> sending (committed before the request goes out) -> sent | failed, many
 emails per request (personalizations) and a few requests at a time. A row found
 in `sending` at the start of a send belongs to a process that stopped mid-request:
@@ -20,15 +21,18 @@ passes until its attempts reach the retry budget.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import queue
+import threading
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 import duckdb
 import pyarrow as pa
@@ -46,8 +50,10 @@ from backorders.domain.email import (
 )
 from backorders.domain.messages import (
     Layout,
+    MessageKind,
     OrderState,
     Policy,
+    Rendered,
     Templates,
     format_date,
 )
@@ -56,7 +62,7 @@ from backorders.settings import PROJECT_ROOT, Settings
 log = logging.getLogger(__name__)
 TEMPLATE_DIR = PROJECT_ROOT / "config" / "templates"
 MAX_MESSAGES_PER_EMAIL = 100  # custom_args (message_keys) are capped at 10,000 bytes
-MESSAGES_PER_PART = 700_000  # rendered together: about 0.6 GB of text
+RENDER_CHUNK_BATCHES = 10  # the sender renders this many batches' emails at a time
 QUEUED_EVENT = "messages_queued"  # one audit row per queueing, with a digest (docs/emails.md)
 
 
@@ -111,19 +117,17 @@ def queue_messages(
     now: datetime,
     dry_run: bool,
     policy: Policy | None = None,
-    discount_code: str = "",
     today: date | None = None,
 ) -> QueueResult:
     """Queue the messages that this run's changes deserve (idempotent by message key).
 
     Set-based, in one transaction (sql/outbox): choose each order's message, key it, drop
-    the keys already in the outbox, group one email per customer, render and insert them,
-    and audit one `messages_queued` row with a digest of what was queued (docs/emails.md).
+    the keys already in the outbox, group one email per customer, insert the messages and
+    the emails, and audit one `messages_queued` row with a digest of what was queued
+    (docs/emails.md). No text is rendered here: EmailRenderer renders the emails from
+    what is queued when they are sent, and on demand (`backorders emails`).
     """
     policy = policy or Policy()
-    renderer = message_sql.Renderer(
-        load_templates(), load_layout(), reasons=_REASONS, discount_code=discount_code
-    )
     with store.transaction(con):
         store.run(
             con,
@@ -136,20 +140,138 @@ def queue_messages(
                 "bad_address_chars": message_sql.bad_address_chars(),
             },
         )
-        store.run(con, "outbox/new_emails", {"max_per_email": MAX_MESSAGES_PER_EMAIL})
+        store.run(
+            con,
+            "outbox/new_emails",
+            {"max_per_email": MAX_MESSAGES_PER_EMAIL, "kinds": sorted(get_args(MessageKind))},
+        )
         result = _counts(con)
         if result.queued + result.suppressed:
-            message_sql.fill_text_tables(con)
-            # a part of the customers at a time, so that each part's texts stay in memory
-            parts = -(-(result.queued + result.suppressed) // MESSAGES_PER_PART)
-            for part in range(parts):
-                con.execute(*renderer.stage_sections(part=part, parts=parts))
-                con.execute(*renderer.insert_messages(now=now, run_id=run_id))
-                con.execute(*renderer.insert_single_emails(now=now))
-                con.execute(*renderer.insert_emails(now=now))
+            store.run(con, "outbox/insert_messages", {"now": now, "run_id": run_id})
+            store.run(con, "outbox/insert_emails", {"now": now})
             audit.append(con, run_id, [_queued_event(con, run_id, result)], logged_at=now)
         message_sql.drop_temp_tables(con)
     return result
+
+
+class EmailRenderer:
+    """Renders queued emails and messages from what the outbox holds, set-based in DuckDB.
+
+    What a message tells (kind, order, condition and promised date) comes from its outbox
+    row (`state`, as queued), the customer's name from outbox_emails.to_name (as queued),
+    the date style from the customer's locale, the lines from line_status (open lines,
+    with in-stock substitutes from supply_lots) and the texts from config/templates, as
+    backorders.domain.messages.render and compose do (tests/integration/test_outbox_sql.py
+    checks the two are equal). Rows queued before migration 008 kept their rendered texts:
+    those are returned as stored. The sender renders each chunk of emails just before its
+    requests; `backorders emails` renders them for a person to read. The locale texts are
+    built once per renderer (line_status does not change while it is used); close() drops
+    its temp tables.
+    """
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        discount_code: str = "",
+        templates: Mapping[str, Templates] | None = None,
+        layout: Layout | None = None,
+    ) -> None:
+        self.con = con
+        self.sql = message_sql.Renderer(
+            templates if templates is not None else load_templates(),
+            layout if layout is not None else load_layout(),
+            reasons=_REASONS,
+            discount_code=discount_code,
+        )
+        self._texts = False  # the locale texts are built (once per renderer)
+
+    def emails(self, email_keys: Sequence[str]) -> dict[str, Rendered]:
+        """Subject, text and HTML of each of these emails (outbox_emails keys; unknown: absent)."""
+        return self._render(
+            email_keys,
+            stored="select email_key, subject, body_text, body_html from outbox_emails "
+            "where body_text is not null and email_key in (select k from render_keys)",
+            source="select o.message_key, o.order_id, o.kind, o.state, e.email_key, "
+            "len(e.message_keys) as email_size, e.to_name, e.customer_id "
+            "from outbox_emails as e join outbox as o using (email_key) "
+            "where e.body_text is null and e.email_key in (select k from render_keys)",
+            query=self.sql.render_emails,
+        )
+
+    def messages(self, message_keys: Sequence[str]) -> dict[str, Rendered]:
+        """What each of these messages says on its own: its section framed alone."""
+        return self._render(
+            message_keys,
+            stored="select message_key, subject, body_text, body_html from outbox "
+            "where body_text is not null and message_key in (select k from render_keys)",
+            source="select o.message_key, o.order_id, o.kind, o.state, o.email_key, "
+            "1 as email_size, e.to_name, o.customer_id "
+            "from outbox as o left join outbox_emails as e using (email_key) "
+            "where o.body_text is null and o.message_key in (select k from render_keys)",
+            query=self.sql.render_messages,
+        )
+
+    def _render(
+        self,
+        keys: Sequence[str],
+        *,
+        stored: str,
+        source: str,
+        query: Callable[[], tuple[str, dict[str, Any]]],
+    ) -> dict[str, Rendered]:
+        """The stored texts of these keys, and the rest rendered: source's messages staged in
+        render_msgs, their sections in render_sections, then the query over them."""
+        con = self.con
+        con.execute(
+            "create or replace temp table render_keys as "
+            "select distinct unnest($k::varchar[]) as k",
+            {"k": list(keys)},
+        )
+        out = {
+            k: Rendered(subj, text, html_)
+            for k, subj, text, html_ in con.execute(stored).fetchall()
+        }
+        con.execute(
+            "create or replace temp table render_msgs as "
+            "select row_number() over () as msg_no, s.message_key, s.order_id, s.kind, "
+            "json_extract_string(s.state, '$.condition') as condition, "
+            "json_extract_string(s.state, '$.promised_date')::date as promised_date, "
+            "s.email_key, s.email_size, s.to_name, cu.locale "
+            f"from ({source}) as s left join customers as cu using (customer_id)"
+        )
+        row = con.execute("select count(*) from render_msgs").fetchone()
+        if not (row and row[0]):
+            return out
+        if not self._texts:
+            message_sql.fill_text_tables(con)
+            self._texts = True
+        message_sql.add_message_dates(con)
+        con.execute(*self.sql.stage_sections())
+        sql, params = query()
+        for k, subj, text, html_ in con.execute(sql, params).fetchall():
+            out[k] = Rendered(subj, text, html_)
+        return out
+
+    def close(self) -> None:
+        """Drop the renderer's temp tables."""
+        message_sql.drop_temp_tables(self.con)
+
+
+def render_emails(
+    con: duckdb.DuckDBPyConnection, email_keys: Sequence[str], *, discount_code: str = ""
+) -> dict[str, Rendered]:
+    """The emails with these keys as they would be (or were) sent (see EmailRenderer)."""
+    with contextlib.closing(EmailRenderer(con, discount_code=discount_code)) as renderer:
+        return renderer.emails(email_keys)
+
+
+def render_messages(
+    con: duckdb.DuckDBPyConnection, message_keys: Sequence[str], *, discount_code: str = ""
+) -> dict[str, Rendered]:
+    """What each of these messages says on its own (see EmailRenderer)."""
+    with contextlib.closing(EmailRenderer(con, discount_code=discount_code)) as renderer:
+        return renderer.messages(message_keys)
 
 
 def _counts(con: duckdb.DuckDBPyConnection) -> QueueResult:
@@ -167,8 +289,8 @@ def _counts(con: duckdb.DuckDBPyConnection) -> QueueResult:
             suppressed += n
             reasons[reason] = reasons.get(reason, 0) + n
     emails, repeated = con.execute(
-        "select count(distinct e.email_key), count(*) - count(distinct q.message_key) "
-        "from queue_new as q join queue_emails as e on e.msg_no = q.rowid"
+        "select (select count(*) from queue_emails), count(*) - count(distinct message_key) "
+        "from queue_new"
     ).fetchone() or (0, 0)
     if repeated:
         # one message per order: only a key repeated in the orders or customers feed
@@ -300,15 +422,15 @@ def send_pending(
     _mark_unknown_left_sending(con, run_id=run_id, now=now())
     if opts.resolve_unknown:
         _resolve_unknown(con, sender, result, run_id=run_id, now=now, opts=opts)
-    todo = _load_sendable(con, retry_budget, opts)
-    batches = [_Batch(todo[i : i + batch_size]) for i in range(0, len(todo), batch_size)]
-    for b in batches:
-        b.keys = [e.message_key for e in b.emails]
-    total = sum(len(e.carries) for e in todo)
+    todo = _load_sendable(con, retry_budget)
+    total = sum(len(t.message_keys) for t in todo)
     done = 0
-    pending_batches = iter(batches)
+    pending_batches = _rendered_batches(con, todo, batch_size, opts)
     inflight: dict[Future[list[SendOutcome]], _Batch] = {}
-    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="send") as pool:
+    with (
+        contextlib.closing(pending_batches),
+        ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="send") as pool,
+    ):
 
         def submit_next() -> None:
             batch = next(pending_batches, None)
@@ -480,33 +602,111 @@ def _resolve_unknown(
 _MAX_ERROR = 500
 
 
-def _load_sendable(
-    con: duckdb.DuckDBPyConnection, retry_budget: int, opts: SendOptions | None = None
-) -> list[OutgoingEmail]:
+@dataclass(frozen=True)
+class _Sendable:
+    """An email to send, as queued: who, what it carries (its texts are rendered later)."""
+
+    email_key: str
+    to_email: str
+    to_name: str | None
+    kinds: tuple[str, ...]
+    message_keys: tuple[str, ...]
+
+
+def _load_sendable(con: duckdb.DuckDBPyConnection, retry_budget: int) -> list[_Sendable]:
     """Emails with a pending message, or a transient failure still within the budget."""
     rows = con.execute(
         "with todo as (select email_key, min(created_at) as created_at from outbox "
         "where status = 'pending' or (status = 'failed' and failure = 'transient' "
         "and attempts < $budget) group by email_key) "
-        "select e.email_key, e.to_email, e.to_name, e.subject, e.body_text, e.body_html, "
-        "e.kinds, e.message_keys from todo t join outbox_emails e using (email_key) "
+        "select e.email_key, e.to_email, e.to_name, e.kinds, e.message_keys "
+        "from todo t join outbox_emails e using (email_key) "
         "order by t.created_at, e.email_key",
         {"budget": retry_budget},
     ).fetchall()
+    return [_Sendable(k, to, name, tuple(kinds), tuple(mk)) for k, to, name, kinds, mk in rows]
+
+
+def _rendered_batches(
+    con: duckdb.DuckDBPyConnection,
+    todo: Sequence[_Sendable],
+    batch_size: int,
+    opts: SendOptions,
+) -> Generator[_Batch, None, None]:
+    """The batches to send, rendered RENDER_CHUNK_BATCHES batches at a time, a chunk ahead.
+
+    A thread with its own DuckDB connection (a cursor: its own temp tables) renders each
+    chunk in one set-based statement (EmailRenderer.emails) while the requests of the one
+    before are in flight; emails whose kind has a dynamic template get it and its data (read
+    then, as the bodies are). At most two chunks' texts are in memory, never all of them.
+    The chunk ahead is rendered before any of its batches is marked `sending`.
+    """
+    size = max(1, batch_size)
+    chunk = size * RENDER_CHUNK_BATCHES
+    # the first chunk is one batch, so that the first request does not wait for a whole chunk
+    parts = [todo[:size]] + [todo[i : i + chunk] for i in range(size, len(todo), chunk)]
+    if not todo:
+        return
+    ready: queue.Queue[list[OutgoingEmail] | BaseException] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        cur = con.cursor()
+        renderer = EmailRenderer(cur, discount_code=opts.discount_code)
+        try:
+            for part in parts:
+                if stop.is_set():
+                    return
+                ready.put(_render_chunk(cur, renderer, part, opts))
+        except BaseException as exc:  # handed to the sending thread, raised there
+            ready.put(exc)
+        finally:
+            renderer.close()
+            cur.close()
+
+    producer = threading.Thread(target=produce, name="render", daemon=True)
+    producer.start()
+    try:
+        for _ in parts:
+            item = ready.get()
+            if isinstance(item, BaseException):
+                raise item
+            for i in range(0, len(item), size):
+                batch = item[i : i + size]
+                yield _Batch(batch, [e.message_key for e in batch])
+    finally:
+        stop.set()
+        while producer.is_alive():  # unblock a producer waiting to hand over a chunk
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.05)
+        producer.join()
+
+
+def _render_chunk(
+    con: duckdb.DuckDBPyConnection,
+    renderer: EmailRenderer,
+    part: Sequence[_Sendable],
+    opts: SendOptions,
+) -> list[OutgoingEmail]:
+    """These emails rendered (and given their dynamic template, if their kind has one)."""
+    rendered = renderer.emails([t.email_key for t in part])
+    missing = [t.email_key for t in part if t.email_key not in rendered]
+    if missing:  # every queued email has its messages: a bug; stop before sending any of it
+        raise RuntimeError(f"{len(missing)} email(s) could not be rendered, e.g. {missing[0]}")
     emails = [
         OutgoingEmail(
-            key,
-            to_email,
-            name,
-            subject,
-            text,
-            html_,
-            categories=tuple(kinds) if len(kinds) == 1 else ("combined",),
-            carries=tuple(mkeys),
+            t.email_key,
+            t.to_email,
+            t.to_name,
+            rendered[t.email_key].subject,
+            rendered[t.email_key].text,
+            rendered[t.email_key].html,
+            categories=t.kinds if len(t.kinds) == 1 else ("combined",),
+            carries=t.message_keys,
         )
-        for key, to_email, name, subject, text, html_, kinds, mkeys in rows
+        for t in part
     ]
-    if opts is not None and opts.template_ids:
+    if opts.template_ids:
         emails = _with_templates(con, emails, opts)
     return emails
 

@@ -1,30 +1,44 @@
--- This run's new messages of one part of the customers (hash(customer_id) % $parts =
--- $part), each rendered as its section: the kind's template (config/templates/<kind>.toml)
--- filled in as backorders.domain.messages.render does, with the values the layout frames it
--- with. insert_messages.sql, insert_single_emails.sql and insert_emails.sql read it; one
--- part at a time keeps the texts of a 10M-line run within memory. The section_* slots are
--- the kinds' templates compiled by backorders/adapters/message_sql.py (literals bound as
--- parameters). Texts that depend on the locale (dates, line statuses) come from the small
--- temp tables queue_styles, queue_date_texts and queue_line_texts, made by the reference
--- functions. html.escape is per character, so escaping each piece escapes the whole line.
-create or replace temp table queue_sections as
-with msg as (
-    select q.rowid as msg_no, q.message_key, q.customer_id, q.order_id, q.kind, q.status,
-           q.reason, q.condition, q.promised_date, q.state, q.n_lines, q.first_line,
-           q.last_line, e.email_key, e.email_size, cu.email as to_email, cu.name as to_name,
-           st.style,
-           coalesce(nullif(cu.name, ''), 'customer') as name_text,
-           case when contains(q.order_id, '&') or contains(q.order_id, '<')
-                     or contains(q.order_id, '>') or contains(q.order_id, '"')
-                     or contains(q.order_id, '''')
-                then replace(replace(replace(replace(replace(q.order_id, '&', '&amp;'),
+-- The sections of the queued messages in render_msgs (one row per message, made by
+-- backorders.adapters.outbox.EmailRenderer from outbox, outbox_emails and customers), each
+-- rendered as backorders.domain.messages.render does: the kind's template
+-- (config/templates/<kind>.toml) filled in with what the message told (kind, condition and
+-- promised date from outbox.state), the customer's name as queued (outbox_emails.to_name)
+-- and the order's open lines in line_status now. render_emails.sql and
+-- render_messages.sql frame them with the layout. Emails are rendered when they are sent and
+-- when someone asks (`backorders emails`), not at queueing: a first run at 10M order lines
+-- would write ~7 GB of text that sending reads once (docs/performance.md, "Queueing emails").
+-- The section_* slots are the kinds' templates compiled by
+-- backorders/adapters/message_sql.py (literals bound as parameters). Texts that depend on the
+-- locale (dates, line statuses) come from the small temp tables queue_styles,
+-- queue_date_texts and queue_line_texts, made by the reference functions. html.escape is
+-- per character, so escaping each piece escapes the whole line.
+create or replace temp table render_sections as
+with open_lines as (
+    select l.order_id, l.line_no, l.sku, l.qty_ordered - l.qty_shipped as qty, l.status,
+           l.promised_date
+    from line_status as l
+    where l.status not in ('shipped', 'cancelled')
+      and l.order_id in (select order_id from render_msgs)
+),
+line_stats as (
+    select order_id, count(*) as n_lines, min(line_no) as first_line, max(line_no) as last_line
+    from open_lines
+    group by order_id
+),
+msg as (
+    select r.msg_no, r.message_key, r.order_id, r.kind, r.condition, r.promised_date,
+           r.email_key, r.email_size, coalesce(s.n_lines, 0) as n_lines, s.first_line,
+           s.last_line, st.style,
+           coalesce(nullif(r.to_name, ''), 'customer') as name_text,
+           case when contains(r.order_id, '&') or contains(r.order_id, '<')
+                     or contains(r.order_id, '>') or contains(r.order_id, '"')
+                     or contains(r.order_id, '''')
+                then replace(replace(replace(replace(replace(r.order_id, '&', '&amp;'),
                      '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#x27;')
-                else q.order_id end as order_html
-    from queue_new as q
-    join queue_emails as e on e.msg_no = q.rowid
-    join customers as cu on cu.customer_id = q.customer_id
-    join queue_styles as st on st.locale is not distinct from cu.locale
-    where hash(q.customer_id) % $parts = $part
+                else r.order_id end as order_html
+    from render_msgs as r
+    left join line_stats as s using (order_id)
+    join queue_styles as st on st.locale is not distinct from r.locale
 ),
 in_stock as (
     select sku from supply_lots where supply_kind = 'stock' group by sku having sum(qty) > 0
@@ -52,6 +66,7 @@ shown_products as (
                     || ')', '') as tail_html
     from products as p
     left join substitutes as s using (sku)
+    where p.sku in (select sku from open_lines)
 ),
 lines as (
     select m.msg_no, l.line_no,
@@ -59,10 +74,10 @@ lines as (
            -- longer ones (slot 0) are sorted by line_no
            case when m.n_lines > 3 then 0 when l.line_no = m.first_line then 1
                 when l.line_no = m.last_line then 3 else 2 end as slot,
-           '- ' || (l.qty_ordered - l.qty_shipped)::varchar
+           '- ' || l.qty::varchar
            || coalesce(p.head_text, ' x ' || l.sku || ' [' || l.sku || ']: ')
            || t.txt || coalesce(p.tail_text, '') as txt,
-           '<li>' || (l.qty_ordered - l.qty_shipped)::varchar
+           '<li>' || l.qty::varchar
            || coalesce(p.head_html, ' x '
                || replace(replace(replace(replace(replace(l.sku,
                   '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#x27;')
@@ -71,14 +86,12 @@ lines as (
                   '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#x27;')
                || ']: ')
            || t.html || coalesce(p.tail_html, '') || '</li>' as html
-    from line_status as l
+    from open_lines as l
     join msg as m using (order_id)
     join queue_line_texts as t
       on t.status = l.status and t.promised_date is not distinct from l.promised_date
      and t.style = m.style
     left join shown_products as p on p.sku = l.sku
-    where l.status not in ('shipped', 'cancelled')
-      and hash(l.customer_id) % $parts = $part
 ),
 order_lines as (
     -- in line_no order: string_agg of one row per slot needs no sort
@@ -103,18 +116,19 @@ order_lines as (
     group by msg_no
 ),
 valued as (
-    select m.*, ol.lines_text, ol.lines_html, d.txt as date_text, d.html as date_html,
+    -- an order whose lines all shipped or were cancelled since it was queued has no lines
+    select m.*, coalesce(ol.lines_text, '') as lines_text, coalesce(ol.lines_html, '') as lines_html,
+           d.txt as date_text, d.html as date_html,
            replace(replace(replace(replace(replace(m.name_text,
                '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#x27;')
                as name_html
     from msg as m
-    join order_lines as ol using (msg_no)
+    left join order_lines as ol using (msg_no)
     join queue_date_texts as d
       on d.promised_date is not distinct from m.promised_date and d.style = m.style
 ),
 final as (
-    select message_key, customer_id, order_id, kind, status, reason, state, to_email, to_name,
-           email_key, email_size, name_text, name_html,
+    select msg_no, message_key, order_id, email_key, email_size, name_text, name_html,
            {{section_subject}} as section_subject,
            {{section_text}} as section_text,
            {{section_html}} as section_html

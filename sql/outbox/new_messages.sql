@@ -1,6 +1,6 @@
 -- The messages this run's changes deserve and the outbox does not have yet: one per order,
--- with its key and its status (the emails come in new_emails.sql, the text in
--- message_sections.sql). One set-based pass that mirrors the pure reference in
+-- with its key and its status (the emails come in new_emails.sql; the texts are rendered
+-- from the state when sent, message_sections.sql). One set-based pass that mirrors the pure reference in
 -- backorders.domain.messages: order_state (condition, date), choose_message (kind, with
 -- $delay_apology_days and $max_wait_days, null: never), message_key (sha256 of the
 -- customer, order, kind and canonical state JSON); is_deliverable_address and the
@@ -10,7 +10,7 @@
 -- allocating and before queueing, the next run finds the same messages again.
 create or replace temp table queue_new as
 with open_lines as (
-    select order_id, line_no, customer_id, status, promised_date
+    select order_id, customer_id, status, promised_date
     from line_status
     where status not in ('shipped', 'cancelled')
 ),
@@ -22,7 +22,6 @@ per_order as (
                     then 'backordered'
                 when bool_and(status = 'allocated') then 'ready'
                 else 'closed' end as condition,
-           count(*) as n_lines, min(line_no) as first_line, max(line_no) as last_line,
            -- the order's date: its latest backordered line's, none if any of them has none
            bool_or(status in ('promised', 'unpromised', 'partially_allocated')
                    and promised_date is null) as undated,
@@ -32,7 +31,7 @@ per_order as (
     group by order_id
 ),
 state_now as (
-    select order_id, customer_id, condition, n_lines, first_line, last_line,
+    select order_id, customer_id, condition,
            case when condition = 'backordered' and not undated then latest end as promised_date
     from per_order
 ),
@@ -56,8 +55,7 @@ history as (
     from told
 ),
 chosen as (
-    select s.order_id, s.customer_id, s.condition, s.promised_date, s.n_lines, s.first_line,
-           s.last_line,
+    select s.order_id, s.customer_id, s.condition, s.promised_date,
            case
                when s.condition = 'not_backorderable' then
                    case when h.prev_condition is distinct from 'not_backorderable'
@@ -109,7 +107,7 @@ fresh as (
 addressed as (
     -- is_deliverable_address (backorders.domain.email); $bad_address_chars is the class
     -- of characters it refuses (whitespace, control and format characters, , ; < > ...)
-    select cu.customer_id, cu.email_opt_in,
+    select cu.customer_id, cu.email_opt_in, cu.email,
            length(cu.email) between 1 and 254
            and not regexp_matches(cu.email, $bad_address_chars)
            and length(cu.email) - length(replace(cu.email, '@', '')) = 1
@@ -124,11 +122,11 @@ addressed as (
 ),
 suppressed as (
     select f.message_key, f.customer_id, f.order_id, f.kind, f.condition, f.promised_date,
-           f.state, f.n_lines, f.first_line, f.last_line,
+           f.state, a.email as to_email,
            case when not coalesce(a.email_opt_in, false)
                     then 'customer opted out of email (email_opt_in=false)'
                 when not a.deliverable then 'not a deliverable email address'
-                when $dry_run then 'dry run: rendered and recorded, not sent'
+                when $dry_run then 'dry run: recorded, not sent (`backorders emails` renders it)'
            end as reason
     from fresh as f
     join addressed as a using (customer_id)

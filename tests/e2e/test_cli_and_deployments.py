@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from backorders.cli import main
@@ -26,8 +28,6 @@ def test_run_status_and_verify_audit_from_the_command_line(
     assert code == 0
     assert "lines backordered" in out and "rows quarantined         8" in out
 
-    import duckdb
-
     with duckdb.connect(str(db), read_only=True) as con:
         order_id = con.execute(
             "select order_id from line_status where status = 'promised' order by 1 limit 1"
@@ -42,6 +42,26 @@ def test_run_status_and_verify_audit_from_the_command_line(
     assert "no such open or recent line" in capsys.readouterr().err
     assert main(["verify-audit", "--db", str(db)]) == 0
     assert "intact" in capsys.readouterr().out
+
+    # a dry run (no SendGrid key): every email it would have sent can be read, rendered
+    assert main(["emails", "--db", str(db), "--format", "jsonl", "--limit", "0"]) == 0
+    emails = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    with duckdb.connect(str(db), read_only=True) as con:
+        queued = dict(
+            con.execute(
+                "select email_key, list(distinct order_id order by order_id) from outbox "
+                "group by email_key"
+            ).fetchall()
+        )
+    assert {e["email_key"]: e["order_ids"] for e in emails} == queued
+    for e in emails:
+        assert e["status"] == "suppressed" and e["reason"]
+        assert e["subject"] and all(o in e["text"] and o in e["html"] for o in e["order_ids"])
+    key = emails[0]["email_key"]
+    assert main(["emails", "--db", str(db), "--email", key]) == 0
+    out = capsys.readouterr().out
+    assert f"== email {key}" in out and f"Subject: {emails[0]['subject']}" in out
+    assert emails[0]["text"] in out
 
 
 def test_run_exits_1_with_the_reason_when_the_accuracy_gate_closes(

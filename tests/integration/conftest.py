@@ -191,3 +191,20 @@ def base(landing: Path, ingest: IngestFn) -> dict[str, Path]:
         ("orders", "loaded", len(BASE_ORDERS)),
     ]
     return paths
+
+
+def database_before(path: Path, version: int) -> duckdb.DuckDBPyConnection:
+    """A new DuckDB file with every migration below `version` applied (and recorded), as a
+    database made by an older release holds it; store.connect(path) then migrates it."""
+    con = duckdb.connect(str(path))
+    con.execute(
+        "create table schema_migrations "
+        "(version integer primary key, name varchar not null, applied_at timestamptz not null)"
+    )
+    for v, sql in store._migrations():
+        if v < version:
+            con.execute(sql.read_text(encoding="utf-8"))
+            con.execute(
+                "insert into schema_migrations values ($v, $n, now())", {"v": v, "n": sql.name}
+            )
+    return con

@@ -221,12 +221,10 @@ def test_kinds_without_an_id_fall_back_to_the_rendered_templates(
     con: duckdb.DuckDBPyConnection, fake: FakeSendGrid
 ) -> None:
     emails = _pending_emails(con)
-    rendered = dict(
-        con.execute(
-            "select email_key, body_text from outbox_emails where email_key in "
-            "(select email_key from outbox where status = 'pending')"
-        ).fetchall()
-    )
+    rendered = {
+        k: r.text
+        for k, r in outbox.render_emails(con, list(emails), discount_code="SORRY-10").items()
+    }
 
     _send(con, fake, {"backorder_confirmed": IDS["backorder_confirmed"]})  # no combined id
 

@@ -21,6 +21,7 @@ from tests.integration.conftest import (
     AS_OF,
     IngestFn,
     csv_text,
+    database_before,
     quarantined,
     result_for,
     rows,
@@ -496,18 +497,7 @@ def test_feed_tables_have_no_key_index_but_keep_their_not_null_columns(
 def test_migration_006_keeps_every_stored_row(tmp_path: Path) -> None:
     # Arrange: a database at schema version 5 with a row in every feed table
     path = tmp_path / "old.duckdb"
-    con = duckdb.connect(str(path))
-    con.execute(
-        "create table schema_migrations "
-        "(version integer primary key, name varchar not null, applied_at timestamptz not null)"
-    )
-    for version, sql in store._migrations():
-        if version < 6:
-            con.execute(sql.read_text(encoding="utf-8"))
-            con.execute(
-                "insert into schema_migrations values ($v, $n, now())",
-                {"v": version, "n": sql.name},
-            )
+    con = database_before(path, 6)
     ts = AS_OF
     con.execute(
         "insert into customers values ('C1', 'a@b.c', 'A', 'gold', 'en-US', true, $t, 's')",

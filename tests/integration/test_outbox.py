@@ -14,7 +14,9 @@ from backorders.adapters import allocation_store, audit, ingest, outbox, store
 from backorders.adapters.sendgrid_fake import FakeSendGrid
 from backorders.adapters.sendgrid_sender import SendGridSender
 from backorders.demo_data import DemoSpec, generate
+from backorders.domain.messages import OrderState, format_date
 from backorders.settings import load_settings
+from tests.integration.conftest import database_before
 
 pytestmark = pytest.mark.integration
 SPEC = DemoSpec(seed=3, scale=1)
@@ -180,3 +182,139 @@ def test_wrong_api_key_fails_without_the_key_reaching_outbox_or_audit(
     assert "401" in errors
     assert wrong not in errors and wrong not in details
     assert audit.verify(con) == []
+
+
+def test_emails_are_rendered_when_sent_chunk_by_chunk_as_render_emails_renders_them(
+    con: duckdb.DuckDBPyConnection, fake: FakeSendGrid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _queue(con)
+    stored = con.execute(
+        "select count(*) from outbox_emails where body_text is not null or subject is not null"
+    ).fetchone()[0]
+    assert stored == 0  # nothing rendered at queueing (migration 008)
+    pending = con.execute(
+        "select email_key, len(message_keys) from outbox_emails where email_key in "
+        "(select email_key from outbox where status = 'pending')"
+    ).fetchall()
+    assert any(n > 1 for _, n in pending), "some emails combine several orders"
+    monkeypatch.setattr(outbox, "RENDER_CHUNK_BATCHES", 2)  # several chunks of 2 x 3 emails
+
+    result = outbox.send_pending(
+        con,
+        _sender(fake.url),
+        run_id="r1",
+        now=_now,
+        progress=lambda _: None,
+        batch_size=3,
+        options=outbox.SendOptions(discount_code="SORRY-5"),
+    )
+
+    want = outbox.render_emails(con, [k for k, _ in pending], discount_code="SORRY-5")
+    got = {d["message_key"]: d for d in fake.deliveries()}
+    assert (
+        result.sent
+        == con.execute("select count(*) from outbox where status = 'sent'").fetchone()[0]
+    )
+    assert set(got) == set(want) == {k for k, _ in pending}
+    for key, r in want.items():
+        assert (got[key]["subject"], got[key]["text"], got[key]["html"]) == (
+            r.subject,
+            r.text,
+            r.html,
+        )
+        assert r.subject and r.text and r.html
+
+
+def test_emails_queued_before_migration_008_keep_and_send_their_stored_texts(
+    tmp_path: Path, fake: FakeSendGrid
+) -> None:
+    # Arrange: a database at schema version 7 (every migration before 008) whose outbox holds
+    # a sent email and a pending one, rendered and stored as queueing did before 008
+    path = tmp_path / "old.duckdb"
+    old = database_before(path, 8)
+    t = datetime(2026, 11, 20, 6, tzinfo=UTC)
+    for key, email, status in (
+        ("m1", "m1", "sent"),
+        ("m2", "e2", "pending"),
+        ("m3", "e2", "pending"),
+    ):
+        old.execute(
+            "insert into outbox (message_key, customer_id, order_id, kind, status, attempts, "
+            "created_at, run_id, to_email, subject, body_text, body_html, state, email_key, "
+            "provider_message_id, sent_at) values ($k, 'C1', 'O-' || $k, 'backorder_confirmed', "
+            "$s, 0, $t, 'old', 'ann@shop.test', 'Subject ' || $k, 'Text of ' || $k, "
+            "'<p>' || $k || '</p>', '{\"condition\": \"backordered\", \"promised_date\": null}', "
+            "$e, case when $s = 'sent' then 'x-1' end, case when $s = 'sent' then $t end)",
+            {"k": key, "e": email, "s": status, "t": t},
+        )
+    old.execute(
+        "insert into outbox_emails values ('m1', 'C1', 'ann@shop.test', 'Ann', 'Your order O-m1', "
+        "'Dear Ann, O-m1', '<p>Dear Ann, O-m1</p>', ['backorder_confirmed'], ['m1'], $t), "
+        "('e2', 'C1', 'ann@shop.test', 'Ann', 'Your orders O-m2, O-m3', 'Dear Ann, O-m2 O-m3', "
+        "'<p>Dear Ann, O-m2 O-m3</p>', ['backorder_confirmed'], ['m2', 'm3'], $t)",
+        {"t": t},
+    )
+    before = {
+        tb: sorted(old.execute(f"select * from {tb}").fetchall())
+        for tb in ("outbox", "outbox_emails")
+    }
+    old.close()
+
+    # Act: open (migration 008 runs), then send
+    con = store.connect(path)
+    try:
+        after = {
+            tb: sorted(con.execute(f"select * from {tb}").fetchall())
+            for tb in ("outbox", "outbox_emails")
+        }
+        result = outbox.send_pending(
+            con, _sender(fake.url), run_id="r2", now=_now, progress=lambda _: None
+        )
+        statuses = dict(con.execute("select message_key, status from outbox").fetchall())
+        on_demand = outbox.render_emails(con, ["m1", "e2"])
+    finally:
+        con.close()
+
+    # Assert: nothing lost; the pending email went out once with exactly its stored texts
+    assert after == before
+    assert result.sent == 2 and statuses == {"m1": "sent", "m2": "sent", "m3": "sent"}
+    (d,) = fake.deliveries()
+    assert (d["message_key"], d["message_keys"]) == ("e2", ["m2", "m3"])
+    assert (d["subject"], d["text"], d["html"]) == (
+        "Your orders O-m2, O-m3",
+        "Dear Ann, O-m2 O-m3",
+        "<p>Dear Ann, O-m2 O-m3</p>",
+    )
+    assert (
+        on_demand["m1"].text == "Dear Ann, O-m1"
+        and on_demand["e2"].subject == "Your orders O-m2, O-m3"
+    )
+
+
+def test_an_email_rendered_after_its_lines_moved_tells_its_date_and_shows_the_lines_now(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    _queue(con)
+    key, order_id, state, locale = con.execute(
+        "select o.email_key, o.order_id, o.state::varchar, c.locale from outbox o "
+        "join customers c using (customer_id) join outbox_emails e using (email_key) "
+        "where o.status = 'pending' and len(e.message_keys) = 1 "
+        "and json_extract_string(o.state, '$.promised_date') is not null "
+        "order by o.email_key limit 1"
+    ).fetchone()
+    told = OrderState.from_json(state).promised_date
+    assert told is not None
+    # a later run moved every date far away: no line anywhere has the told date any more
+    con.execute(
+        "update line_status set promised_date = promised_date + 400 where promised_date is not null"
+    )
+    moved = con.execute(
+        "select min(promised_date) from line_status where order_id = $o and status = 'promised'",
+        {"o": order_id},
+    ).fetchone()[0]
+
+    (email,) = outbox.render_emails(con, [key]).values()
+
+    assert format_date(told, locale) in email.text  # what the message told, as queued
+    if moved is not None:  # its lines as they are now
+        assert f"expected {format_date(moved, locale)}" in email.text
