@@ -76,9 +76,10 @@ def generate(con: duckdb.DuckDBPyConnection, *, lines: int, seed: int) -> dict[s
     # (18 % allocated, 33 % promised within 60 days, 49 % unpromised), not backorderable
     # where the product is discontinued
     con.execute(
-        "insert into line_status (order_id, line_no, customer_id, sku, qty_ordered, qty_shipped, "
-        "qty_allocated, qty_promised, qty_unpromised, promised_date, status, priority_rank, reason, "
-        "run_id) with l as (select 'O' || lpad(o::varchar, 9, '0') as order_id, 'C' || (hash(o, $s) % $c) "
+        # line_status is a view: the rows go into the table behind it (migration 007)
+        "insert into line_results (order_id, line_no, customer_id, sku, qty_ordered, qty_shipped, "
+        "qty_allocated, qty_promised, qty_unpromised, promised_date, status, priority_rank, note) "
+        "with l as (select 'O' || lpad(o::varchar, 9, '0') as order_id, 'C' || (hash(o, $s) % $c) "
         "as customer_id, n + 1 as line_no, hash(o, n, $s + 5) % $k as sku_no, "
         "hash(o, n, $s + 6) % 100 as r from range($o) t(o), range(3) u(n) "
         "where n <= hash(o, $s + 7) % 3) "
@@ -90,7 +91,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, lines: int, seed: int) -> dict[s
         "when hash(sku_no, $s) % 50 <> 0 and r < 18 then $as_of::date + 1 end as promised_date, "
         "case when hash(sku_no, $s) % 50 = 0 then 'not_backorderable' when r < 18 then 'allocated' "
         "when r < 51 then 'promised' else 'unpromised' end as status, "
-        "null as priority_rank, null as reason, 'bench' as run_id from l",
+        "null as priority_rank, null as note from l",
         {**p, "o": n_orders, "c": n_customers, "k": n_skus},
     )
     con.execute(
@@ -100,6 +101,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, lines: int, seed: int) -> dict[s
         "true as usable, null as note from range($k) t(i)",
         {**p, "k": n_skus},
     )
+    con.execute("insert into line_results_run values ('bench')")
     n_lines = store.scalar(con, "select count(*) from line_status")
     return {"lines": int(n_lines), "orders": n_orders, "customers": n_customers, "skus": n_skus}
 
@@ -107,7 +109,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, lines: int, seed: int) -> dict[s
 def move_dates(con: duckdb.DuckDBPyConnection, *, seed: int) -> None:
     """A later run: 5 % of the promised lines slip by 3 to 20 days."""
     con.execute(
-        "update line_status set promised_date = promised_date + (3 + hash(order_id, $s) % 18)::integer "
+        "update line_results set promised_date = promised_date + (3 + hash(order_id, $s) % 18)::integer "
         "where status = 'promised' and hash(order_id, line_no, $s) % 20 = 0",
         {"s": seed},
     )

@@ -5,28 +5,12 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from backorders.adapters import allocation_store, store
+from tests.integration.conftest import database_before
 
 pytestmark = pytest.mark.integration
-
-
-def _database_at(path: Path, version: int) -> duckdb.DuckDBPyConnection:
-    """A database file with the migrations before `version` applied, as older code left it."""
-    con = duckdb.connect(str(path))
-    con.execute(
-        "create table schema_migrations "
-        "(version integer primary key, name varchar not null, applied_at timestamptz not null)"
-    )
-    for v, sql in store._migrations():
-        if v < version:
-            con.execute(sql.read_text(encoding="utf-8"))
-            con.execute(
-                "insert into schema_migrations values ($v, $n, now())", {"v": v, "n": sql.name}
-            )
-    return con
 
 
 LINE_STATUS_ROWS = [
@@ -47,7 +31,7 @@ def test_migrations_007_and_009_keep_every_line_status_and_allocation_row(
     # Arrange: a database at schema version 6 with a run's line_status and two runs'
     # allocations, stored as tables
     path = tmp_path / "old.duckdb"
-    con = _database_at(path, 7)
+    con = database_before(path, 7)
     con.executemany(
         "insert into line_status values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         LINE_STATUS_ROWS,
@@ -84,7 +68,7 @@ def test_migrations_007_and_009_keep_every_line_status_and_allocation_row(
 def test_migrated_runs_keep_their_numbers_and_a_new_run_gets_the_next(tmp_path: Path) -> None:
     # Arrange: a migrated database holding two runs' allocations
     path = tmp_path / "old.duckdb"
-    con = _database_at(path, 7)
+    con = database_before(path, 7)
     con.executemany("insert into allocations values (?, ?, ?, ?, ?, ?, ?, ?)", ALLOCATION_ROWS)
     con.close()
     migrated = store.connect(path)
