@@ -306,7 +306,7 @@ def test_an_email_rendered_after_its_lines_moved_tells_its_date_and_shows_the_li
     assert told is not None
     # a later run moved every date far away: no line anywhere has the told date any more
     con.execute(
-        "update line_status set promised_date = promised_date + 400 where promised_date is not null"
+        "update line_results set promised_date = promised_date + 400 where promised_date is not null"
     )
     moved = con.execute(
         "select min(promised_date) from line_status where order_id = $o and status = 'promised'",
