@@ -438,6 +438,7 @@ def send_pending(
                 return
             with store.transaction(con):
                 _set_sending(con, batch.keys)
+                _keep_texts(con, batch.emails)
             inflight[pool.submit(_send_safely, sender, batch.emails)] = batch
 
         for _ in range(max(1, concurrency)):
@@ -842,6 +843,30 @@ def _set_sending(con: duckdb.DuckDBPyConnection, email_keys: list[str]) -> None:
         "update outbox set status = 'sending', failure = null, unknown_since = null, "
         "attempts = attempts + 1 where email_key in (select unnest($k::varchar[]))",
         {"k": email_keys},
+    )
+
+
+def _keep_texts(con: duckdb.DuckDBPyConnection, emails: list[OutgoingEmail]) -> None:
+    """Store each email's texts as its first request goes out, in the same transaction.
+
+    Queueing stores no text (migration 008), but what a customer was sent must stay on
+    record: the texts are written once, when first sent, so `backorders emails` shows
+    them as sent, and a retry or a requeue sends the same words again (EmailRenderer
+    returns stored texts as they are). For a dynamic-template email they are the
+    rendered fallback of the same state its template data was built from.
+    """
+    con.execute(
+        "update outbox_emails as e set subject = t.subject, body_text = t.body_text, "
+        "body_html = t.body_html "
+        "from (select unnest($k::varchar[]) as email_key, unnest($s::varchar[]) as subject, "
+        "unnest($t::varchar[]) as body_text, unnest($h::varchar[]) as body_html) as t "
+        "where e.email_key = t.email_key and e.body_text is null",
+        {
+            "k": [e.message_key for e in emails],
+            "s": [e.subject for e in emails],
+            "t": [e.text for e in emails],
+            "h": [e.html for e in emails],
+        },
     )
 
 

@@ -225,6 +225,33 @@ def test_emails_are_rendered_when_sent_chunk_by_chunk_as_render_emails_renders_t
         assert r.subject and r.text and r.html
 
 
+def test_the_texts_sent_are_stored_as_sent_and_a_later_render_returns_them(
+    con: duckdb.DuckDBPyConnection, fake: FakeSendGrid
+) -> None:
+    # Arrange: queued emails (no text stored), sent once
+    _queue(con)
+    outbox.send_pending(con, _sender(fake.url), run_id="r1", now=_now, progress=lambda _: None)
+    sent = {d["message_key"]: (d["subject"], d["text"], d["html"]) for d in fake.deliveries()}
+    assert sent
+
+    # Act: a later run moves every line's date, then the sent emails are rendered again
+    con.execute(
+        "update line_results set promised_date = promised_date + 400 where promised_date is not null"
+    )
+    stored = {
+        k: (subj, text, html_)
+        for k, subj, text, html_ in con.execute(
+            "select email_key, subject, body_text, body_html from outbox_emails "
+            "where body_text is not null"
+        ).fetchall()
+    }
+    again = outbox.render_emails(con, list(sent))
+
+    # Assert: what went out is on record, word for word, and is what a render returns
+    assert stored == sent
+    assert {k: (r.subject, r.text, r.html) for k, r in again.items()} == sent
+
+
 def test_emails_queued_before_migration_008_keep_and_send_their_stored_texts(
     tmp_path: Path, fake: FakeSendGrid
 ) -> None:
