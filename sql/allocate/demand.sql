@@ -29,23 +29,22 @@ open_lines as (
            coalesce(list_position($tiers, c.tier), len($tiers) + 1) as tier_rank,
            o.placed_at,
            {order_value_col} as order_value,
-           coalesce(p.status = 'active' and p.backorderable, false) as backorderable,
-           p.max_backorder_qty,
            o.ship_complete,
            k.order_id is not null as committed
     from order_lines as ol
     join orders as o using (order_id)
     left join customers as c on c.customer_id = o.customer_id
-    left join products as p on p.sku = ol.sku
     left join shipped as s on s.order_id = ol.order_id and s.line_no = ol.line_no
     left join committed_lines as k on k.order_id = ol.order_id and k.line_no = ol.line_no
     {order_value_join}
     where o.status = 'open' and ol.status = 'open' and ol.qty - coalesce(s.qty, 0) > 0
 )
 -- Only what allocation needs leaves the window: every column carried through the
--- sort costs time at 10M lines (the sort facts are recomputed by `explain`).
-select order_id, line_no, sku, customer_id, qty_ordered, qty_shipped, qty_open, backorderable,
-       max_backorder_qty, ship_complete, committed,
+-- sort costs time at 10M lines (the sort facts are recomputed by `explain`). What
+-- belongs to the product (backorderable, backorder limit) is joined per sku in
+-- sku_totals.sql, 200k rows instead of 10M.
+select order_id, line_no, sku, customer_id, qty_ordered, qty_shipped, qty_open,
+       ship_complete, committed,
        row_number() over w as priority_rank,
        -- running sums up to and including this line, in rank order (the key is total,
        -- so the default frame has no peers)

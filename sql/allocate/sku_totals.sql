@@ -1,6 +1,7 @@
 -- Per sku with demand: an integer id for the joins of this run, usable stock, usable
--- incoming supply, the open quantity of the committed lines (served first) and the
--- number of open lines.
+-- incoming supply, the open quantity of the committed lines (served first), the
+-- number of open lines, and whether the product can be backordered and up to what
+-- limit (a sku without a product row cannot).
 create or replace temp table _sku as
 with supply as (
     select sku,
@@ -17,6 +18,9 @@ demand as (
 )
 select row_number() over (order by d.sku) as sid, d.sku,
        coalesce(s.stock_total, 0) as stock_total, coalesce(s.po_total, 0) as po_total,
-       d.committed_total, d.lines
+       d.committed_total, d.lines,
+       coalesce(p.status = 'active' and p.backorderable, false) as backorderable,
+       p.max_backorder_qty
 from demand as d
 left join supply as s using (sku)
+left join products as p using (sku)
