@@ -159,18 +159,16 @@ def allocate(
 
 def _run_number(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     """The run's number in allocation_runs (the allocations view maps it to the run id)."""
-    found = con.execute(
-        "select run_no from allocation_runs where run_id = $r", {"r": run_id}
-    ).fetchone()
-    if found:
-        return int(found[0])
-    (run_no,) = con.execute(
-        "insert into allocation_runs select coalesce(max(run_no), 0) + 1, $r "
-        "from allocation_runs returning run_no",
-        {"r": run_id},
-    ).fetchone() or (None,)
-    assert run_no is not None
-    return int(run_no)
+    query = "select run_no from allocation_runs where run_id = $r"
+    found = store.scalar(con, query, {"r": run_id})
+    if found is None:
+        con.execute(
+            "insert into allocation_runs select coalesce(max(run_no), 0) + 1, $r "
+            "from allocation_runs",
+            {"r": run_id},
+        )
+        found = store.scalar(con, query, {"r": run_id})
+    return int(found)
 
 
 def _create_twin(con: duckdb.DuckDBPyConnection, table: str, twin: str) -> None:

@@ -51,12 +51,13 @@ def test_deleted_row_is_detected(con: duckdb.DuckDBPyConnection) -> None:
     assert any("missing" in p for p in problems)
 
 
-def test_edited_allocation_decision_is_detected_through_its_digest(tmp_path: Path) -> None:
+def _allocated(tmp_path: Path, seed: int) -> duckdb.DuckDBPyConnection:
+    """A demo world ingested and allocated by run r1."""
     from backorders.adapters import allocation_store, ingest
     from backorders.demo_data import DemoSpec, generate
     from backorders.settings import load_settings
 
-    spec, s = DemoSpec(seed=2), load_settings()
+    spec, s = DemoSpec(seed=seed), load_settings()
     generate(tmp_path / "landing", spec)
     c = store.connect(tmp_path / "d.duckdb")
     ingest.ingest_landing(
@@ -70,6 +71,11 @@ def test_edited_allocation_decision_is_detected_through_its_digest(tmp_path: Pat
     )
     allocation_store.reconcile(c, as_of=spec.as_of, settings=s)
     allocation_store.allocate(c, run_id="r1", as_of=spec.as_of, settings=s, now=AT)
+    return c
+
+
+def test_edited_allocation_decision_is_detected_through_its_digest(tmp_path: Path) -> None:
+    c = _allocated(tmp_path, seed=2)
     assert audit.verify(c) == []
     # allocations is a view (migration 009): tamper with the table behind it
     c.execute(
@@ -81,24 +87,9 @@ def test_edited_allocation_decision_is_detected_through_its_digest(tmp_path: Pat
 
 def _queued(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     """A demo world allocated and its messages queued by run r1."""
-    from backorders.adapters import allocation_store, ingest, outbox
-    from backorders.demo_data import DemoSpec, generate
-    from backorders.settings import load_settings
+    from backorders.adapters import outbox
 
-    spec, s = DemoSpec(seed=4), load_settings()
-    generate(tmp_path / "landing", spec)
-    c = store.connect(tmp_path / "q.duckdb")
-    ingest.ingest_landing(
-        c,
-        tmp_path / "landing",
-        run_id="r1",
-        as_of=spec.as_of,
-        settings=s,
-        now=lambda: AT,
-        progress=lambda _: None,
-    )
-    allocation_store.reconcile(c, as_of=spec.as_of, settings=s)
-    allocation_store.allocate(c, run_id="r1", as_of=spec.as_of, settings=s, now=AT)
+    c = _allocated(tmp_path, seed=4)
     outbox.queue_messages(c, run_id="r1", now=AT, dry_run=False)
     return c
 
