@@ -58,25 +58,33 @@ def generate(
     n_customers = max(1, lines // 20)
     n_po = max(1, int(0.3 * lines) - skus)
     c.execute(
-        "insert into customers select 'C' || i, 'c' || i || '@shop.test', null, "
+        "insert into customers (customer_id, email, name, tier, "
+        "locale, email_opt_in, updated_at, source_sha256) "
+        "select 'C' || i, 'c' || i || '@shop.test', null, "
         "(['platinum', 'gold', 'silver', 'standard'])[(1 + hash(i, $s) % 4)::bigint], 'en-US', true, "
         "$as_of::timestamptz - interval 400 day, 'bench' from range($c) t(i)",
         {"c": n_customers, "s": seed, "as_of": AS_OF},
     )
     c.execute(
-        "insert into products select 'S' || lpad(i::varchar, 8, '0'), null, 'active', true, null, "
+        "insert into products (sku, name, status, backorderable, max_backorder_qty, "
+        "safety_stock, lead_time_days, substitute_skus, updated_at, source_sha256) "
+        "select 'S' || lpad(i::varchar, 8, '0'), null, 'active', true, null, "
         "hash(i, $s) % 3, 14, [], $as_of::timestamptz - interval 300 day, 'bench' from range($k) t(i)",
         {"k": skus, "s": seed, "as_of": AS_OF},
     )
     c.execute(
-        "insert into orders select 'O' || lpad(i::varchar, 9, '0'), 'C' || (hash(i, $s) % $c), "
+        "insert into orders (order_id, customer_id, placed_at, status, "
+        "ship_complete, priority, currency, updated_at, source_sha256) "
+        "select 'O' || lpad(i::varchar, 9, '0'), 'C' || (hash(i, $s) % $c), "
         "$as_of::timestamptz - (hash(i, $s + 2) % (60 * 86400)) * interval 1 second, 'open', false, "
         "case when hash(i, $s + 3) % 50 = 0 then 1 else 0 end, 'USD', "
         "$as_of::timestamptz - interval 1 hour, 'bench' from range($o) t(i)",
         {"o": n_orders, "c": n_customers, "s": seed, "as_of": AS_OF},
     )
     c.execute(
-        f"insert into order_lines select 'O' || lpad((i // 2)::varchar, 9, '0'), i % 2 + 1, "
+        "insert into order_lines (order_id, line_no, sku, qty, "
+        "unit_price, status, updated_at, source_sha256) "
+        f"select 'O' || lpad((i // 2)::varchar, 9, '0'), i % 2 + 1, "
         f"'S' || lpad({_sku_expr('i', seed + 10, skew)}::varchar, 8, '0'), 1 + hash(i, $s + 4) % 5, "
         "(5 + hash(i, $s + 5) % 200)::decimal(18, 2), 'open', $as_of::timestamptz - interval 1 hour, "
         "'bench' from range(2 * $o) t(i) where i < $n",
@@ -95,6 +103,9 @@ def generate(
         "$as_of::timestamptz - interval 3 hour, null, 'bench' from range($m) t(i)",
         {"m": n_po, "k": skus, "s": seed, "as_of": AS_OF},
     )
+    # the links the feeds' MERGE looks up at ingest (an order's customer, a line's order
+    # and sku: migration 010), looked up here as ingest would, not in the timed allocation
+    store.run(con, "allocate/link_keys")
     return {"orders": n_orders, "customers": n_customers, "stock_lots": skus, "po_lots": n_po}
 
 

@@ -49,7 +49,9 @@ def generate(con: duckdb.DuckDBPyConnection, *, lines: int, seed: int) -> dict[s
     n_skus = max(10, lines // 50)
     p = {"s": seed, "as_of": AS_OF}
     con.execute(
-        "insert into customers select 'C' || i, "
+        "insert into customers (customer_id, email, name, tier, "
+        "locale, email_opt_in, updated_at, source_sha256) "
+        "select 'C' || i, "
         "case when hash(i, $s) % 100 = 0 then 'c' || i || '@invalid' else 'c' || i || '@shop.test' end, "
         "case when hash(i, $s + 1) % 7 = 0 then null else $names[(1 + hash(i, $s + 2) % 6)::bigint] || ' ' || i end, "
         "'standard', $locales[(1 + hash(i, $s + 3) % 5)::bigint], hash(i, $s + 4) % 50 <> 0, "
@@ -57,7 +59,9 @@ def generate(con: duckdb.DuckDBPyConnection, *, lines: int, seed: int) -> dict[s
         {**p, "c": n_customers, "names": _NAMES, "locales": _LOCALES},
     )
     con.execute(
-        "insert into products select 'S' || lpad(i::varchar, 8, '0'), "
+        "insert into products (sku, name, status, backorderable, max_backorder_qty, "
+        "safety_stock, lead_time_days, substitute_skus, updated_at, source_sha256) "
+        "select 'S' || lpad(i::varchar, 8, '0'), "
         "case when i % 10 = 0 then 'Gadget \"' || i || '\" & case' else 'Widget ' || i end, "
         "case when hash(i, $s) % 50 = 0 then 'discontinued' else 'active' end, "
         "hash(i, $s) % 50 <> 0, null, 0, 14, "
@@ -67,7 +71,9 @@ def generate(con: duckdb.DuckDBPyConnection, *, lines: int, seed: int) -> dict[s
         {**p, "k": n_skus},
     )
     con.execute(
-        "insert into orders select 'O' || lpad(i::varchar, 9, '0'), 'C' || (hash(i, $s) % $c), "
+        "insert into orders (order_id, customer_id, placed_at, status, "
+        "ship_complete, priority, currency, updated_at, source_sha256) "
+        "select 'O' || lpad(i::varchar, 9, '0'), 'C' || (hash(i, $s) % $c), "
         "$as_of::timestamptz - (hash(i, $s + 2) % (60 * 86400)) * interval 1 second, 'open', "
         "false, 0, 'USD', $as_of::timestamptz - interval 1 hour, 'bench' from range($o) t(i)",
         {**p, "o": n_orders, "c": n_customers},
@@ -76,15 +82,24 @@ def generate(con: duckdb.DuckDBPyConnection, *, lines: int, seed: int) -> dict[s
     # (18 % allocated, 33 % promised within 60 days, 49 % unpromised), not backorderable
     # where the product is discontinued
     con.execute(
-        # line_status is a view: the rows go into the table behind it (migration 007)
-        "insert into line_results (order_id, line_no, customer_id, sku, qty_ordered, qty_shipped, "
-        "qty_allocated, qty_promised, qty_unpromised, promised_date, status, priority_rank, note) "
-        "with l as (select 'O' || lpad(o::varchar, 9, '0') as order_id, 'C' || (hash(o, $s) % $c) "
-        "as customer_id, n + 1 as line_no, hash(o, n, $s + 5) % $k as sku_no, "
-        "hash(o, n, $s + 6) % 100 as r from range($o) t(o), range(3) u(n) "
-        "where n <= hash(o, $s + 7) % 3) "
-        "select order_id, line_no, customer_id, 'S' || lpad(sku_no::varchar, 8, '0') as sku, "
-        "(1 + r % 4)::bigint as qty_ordered, 0 as qty_shipped, 0 as qty_allocated, "
+        "insert into order_lines (order_id, line_no, sku, qty, unit_price, status, updated_at, "
+        "source_sha256) "
+        "select 'O' || lpad(o::varchar, 9, '0'), n + 1, "
+        "'S' || lpad((hash(o, n, $s + 5) % $k)::varchar, 8, '0'), 1 + hash(o, n, $s + 6) % 4, "
+        "9.99, 'open', $as_of::timestamptz - interval 1 hour, 'bench' "
+        "from range($o) t(o), range(3) u(n) where n <= hash(o, $s + 7) % 3",
+        {**p, "o": n_orders, "k": n_skus},
+    )
+    # the links ingest looks up (migration 010): a line's order and sku
+    store.run(con, "allocate/link_keys")
+    con.execute(
+        # line_status is a view: the rows go into the table behind it (migrations 007, 010)
+        "insert into line_results (line_key, qty_ordered, qty_shipped, qty_allocated, "
+        "qty_promised, qty_unpromised, promised_date, status, priority_rank, note) "
+        "with l as (select line_key, order_id, line_no, qty, "
+        "substr(sku, 2)::bigint as sku_no, hash(order_id, line_no, $s + 6) % 100 as r "
+        "from order_lines) "
+        "select line_key, qty as qty_ordered, 0 as qty_shipped, 0 as qty_allocated, "
         "0 as qty_promised, 0 as qty_unpromised, "
         "case when hash(sku_no, $s) % 50 <> 0 and r >= 18 and r < 51 "
         "then $as_of::date + (1 + hash(order_id, line_no) % 60)::integer "
@@ -92,7 +107,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, lines: int, seed: int) -> dict[s
         "case when hash(sku_no, $s) % 50 = 0 then 'not_backorderable' when r < 18 then 'allocated' "
         "when r < 51 then 'promised' else 'unpromised' end as status, "
         "null as priority_rank, null as note from l",
-        {**p, "o": n_orders, "c": n_customers, "k": n_skus},
+        p,
     )
     con.execute(
         "create or replace table supply_lots as select 'S' || lpad(i::varchar, 8, '0') as sku, "
@@ -109,8 +124,8 @@ def generate(con: duckdb.DuckDBPyConnection, *, lines: int, seed: int) -> dict[s
 def move_dates(con: duckdb.DuckDBPyConnection, *, seed: int) -> None:
     """A later run: 5 % of the promised lines slip by 3 to 20 days."""
     con.execute(
-        "update line_results set promised_date = promised_date + (3 + hash(order_id, $s) % 18)::integer "
-        "where status = 'promised' and hash(order_id, line_no, $s) % 20 = 0",
+        "update line_results set promised_date = promised_date + (3 + hash(line_key, $s) % 18)::integer "
+        "where status = 'promised' and hash(line_key, $s + 1) % 20 = 0",
         {"s": seed},
     )
 

@@ -40,16 +40,41 @@ def reconcile(con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: Sett
 
 # the order-value aggregate costs a pass over all order lines: only when the key reads it
 _ORDER_VALUE_JOIN = (
-    "left join (select order_id, sum(qty * unit_price) as order_value from order_lines "
-    "where status <> 'cancelled' group by all) as v on v.order_id = ol.order_id"
+    "left join (select order_key, sum(qty * unit_price) as order_value from order_lines "
+    "where status <> 'cancelled' group by all) as v on v.order_key = ol.order_key"
 )
+# lines whose sku has no product row (inserted by hand) get a negative sku key per run
+_UNLINKED_JOIN = "left join _unlinked_skus as u on ol.sku_key is null and u.sku = ol.sku"
+
+
+def _link_keys(con: duckdb.DuckDBPyConnection) -> bool:
+    """Fill the links a hand-inserted row lacks; number the skus without a product row.
+
+    Returns whether some open line's sku has no product row (and so no sku key).
+    """
+    missing = store.scalar(
+        con,
+        "select (select count(*) from orders where customer_key is null) "
+        "+ (select count(*) from order_lines where order_key is null or sku_key is null)",
+    )
+    if missing:
+        store.run(con, "allocate/link_keys")
+    con.execute(
+        "create or replace temp table _unlinked_skus as "
+        "select sku, -row_number() over (order by sku) as sku_key "
+        "from (select distinct sku from order_lines where sku_key is null)"
+    )
+    return bool(store.scalar(con, "select count(*) from _unlinked_skus"))
 
 
 def _rank_demand(con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: Settings) -> None:
     """Rank the open lines per sku (one sort) into the temp table _demand."""
     with_value = "order_value" in settings.priority_key
+    unlinked = _link_keys(con)
     sql = (
         store.sql("allocate/demand")
+        .replace("{sku_key}", "coalesce(ol.sku_key, u.sku_key)" if unlinked else "ol.sku_key")
+        .replace("{unlinked_join}", _UNLINKED_JOIN if unlinked else "")
         .replace("{order_by}", order_by_sql(settings.priority_key))
         .replace("{order_value_col}", "coalesce(v.order_value, 0)" if with_value else "0")
         .replace("{order_value_join}", _ORDER_VALUE_JOIN if with_value else "")
@@ -115,8 +140,9 @@ def allocate(
         run_no = _run_number(con, run_id)
         con.execute("delete from allocation_rows where run_no = $n", {"n": run_no})
         con.execute(
-            "insert into allocation_rows select $n, order_id, line_no, sku, supply_kind, "
-            "supply_ref, qty, available_on + $h::integer from _alloc",
+            "insert into allocation_rows select $n, ol.order_id, ol.line_no, k.sku, "
+            "a.supply_kind, a.supply_ref, a.qty, a.available_on + $h::integer from _alloc as a "
+            "join order_lines as ol on ol.line_key = a.lid join _sku as k on k.sid = a.sid",
             {"n": run_no, "h": settings.handling_days},
         )
         # The new line results (the table behind the line_status view) are written once,
@@ -186,14 +212,26 @@ def _create_twin(con: duckdb.DuckDBPyConnection, table: str, twin: str) -> None:
 def _drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
     """Free the run's temporary tables (they hold about a GB at 10M lines)."""
     # _demand and _placed are dropped as soon as _lines exists (_allocate_sql)
-    for t in ("_alloc", "_po_span", "_lines", "_held_before", "_held", "_lots", "_sku"):
+    for t in (
+        "_alloc",
+        "_po_span",
+        "_lines",
+        "_held_before",
+        "_held",
+        "_lots",
+        "_sku",
+        "_unlinked_skus",
+    ):
         con.execute(f"drop table if exists {t}")
 
 
 def summarize(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
     """Counts by line status, units by supply kind, and promised lines by week."""
+    # the table behind the line_status view: counting needs none of the view's joins
     by_status = dict(
-        con.execute("select status, count(*) from line_status group by all order by 1").fetchall()
+        con.execute(
+            "select status::varchar, count(*) from line_results group by all order by 1"
+        ).fetchall()
     )
     units = dict(
         con.execute(
@@ -206,7 +244,7 @@ def summarize(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
         for week, n in con.execute(
             "select coalesce(date_trunc('week', promised_date)::date::varchar, "
             "'no date yet (ship-complete order waiting for another line)'), count(*) "
-            "from line_status where status = 'promised' group by all order by 1"
+            "from line_results where status = 'promised' group by all order by 1"
         ).fetchall()
     ]
     changes = dict(

@@ -241,6 +241,15 @@ def rules_sql(feed: Feed) -> str | None:
     return path.read_text(encoding="utf-8") if path.exists() else None
 
 
+# The integer keys a feed row links to (migration 010): (column, table, its key,
+# the id both share). Looked up when the row is merged, so that the allocation joins
+# and sorts integers; sql/allocate/link_keys.sql fills any a hand-written row lacks.
+LINKS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "orders": (("customer_key", "customers", "customer_id"),),
+    "order_lines": (("order_key", "orders", "order_id"), ("sku_key", "products", "sku")),
+}
+
+
 def merge_sql(feed: Feed, *, empty: bool = False) -> str:
     """Merge the good rows into the feed table by key (the contract's upsert).
 
@@ -251,28 +260,39 @@ def merge_sql(feed: Feed, *, empty: bool = False) -> str:
     key stays unique because a file's repeated keys never reach this statement
     (they are quarantined) and a key already stored is updated, never inserted.
     `empty`: the table has no row (a first load), so every key is new: a plain
-    insert, the same rows without the join.
+    insert, the same rows without the join. A row's own integer key is the
+    column's default (assigned on insert, never updated); the keys it links to
+    (LINKS) are looked up here, on insert and on update.
     """
     t = feed.name
     cols = list(feed.column_names)
+    links = LINKS.get(t, ())
     non_key = [c for c in cols if c not in feed.key]
-    ins_cols = [*cols, "source_sha256"]
-    ins_vals = [f"s.{_q(c)}" for c in cols] + ["$sha"]
-    sets = [f"{_q(c)} = s.{_q(c)}" for c in non_key] + ["source_sha256 = $sha"]
+    ins_cols = [*cols, *(col for col, _, _ in links), "source_sha256"]
+    ins_vals = [f"s.{_q(c)}" for c in cols] + [f"s.{col}" for col, _, _ in links] + ["$sha"]
+    sets = [f"{_q(c)} = s.{_q(c)}" for c in non_key]
+    sets += [f"{col} = s.{col}" for col, _, _ in links] + ["source_sha256 = $sha"]
     if t == "purchase_orders":
         # remember when a PO line was first seen received: that is its receipt time
         received = "case when s.status = 'received' then s.updated_at end"
         ins_cols.append("received_at")
         ins_vals.append(received)
         sets.append(f"received_at = coalesce({t}.received_at, {received})")
+    source = f"select {', '.join(f'g.{_q(c)}' for c in cols)}"
+    source += "".join(f", l{i}.{col}" for i, (col, _, _) in enumerate(links))
+    source += " from _good as g"
+    source += "".join(
+        f" left join {table} as l{i} on l{i}.{_q(id_)} = g.{_q(id_)}"
+        for i, (_, table, id_) in enumerate(links)
+    )
     if empty:
         return (
             f"insert into {t} ({', '.join(_q(c) for c in ins_cols)}) "
-            f"select {', '.join(ins_vals)} from _good as s"
+            f"select {', '.join(ins_vals)} from ({source}) as s"
         )
     on = " and ".join(f"{t}.{_q(k)} = s.{_q(k)}" for k in feed.key)
     return (
-        f"merge into {t} using (select {', '.join(_q(c) for c in cols)} from _good) as s "
+        f"merge into {t} using ({source}) as s "
         f"on ({on}) "
         f"when matched and s.{_q(feed.version)} > {t}.{_q(feed.version)} "
         f"then update set {', '.join(sets)} "

@@ -70,7 +70,11 @@ def connect(
     # 149 MB instead of 43 MB), a 10M-line database is 2-3 GB (docs/performance.md).
     con.execute("set disabled_compression_methods = 'dict_fsst'")
     if not read_only:
-        migrate(con)
+        try:
+            migrate(con)
+        except BaseException:
+            con.close()  # release the file: the caller gets no connection to close
+            raise
     return con
 
 
@@ -93,12 +97,19 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     for version, path in known:
         if version in applied:
             continue
-        with transaction(con):
-            con.execute(path.read_text(encoding="utf-8"))
-            con.execute(
-                "insert into schema_migrations values ($v, $n, now())",
-                {"v": version, "n": path.name},
-            )
+        try:
+            with transaction(con):
+                con.execute(path.read_text(encoding="utf-8"))
+                con.execute(
+                    "insert into schema_migrations values ($v, $n, now())",
+                    {"v": version, "n": path.name},
+                )
+        except duckdb.Error as exc:
+            # rolled back whole: the database is as it was before this migration
+            raise StoreError(
+                f"migration {path.name} failed, the database is unchanged at schema version "
+                f"{current}: {str(exc).splitlines()[0]}"
+            ) from exc
         current = max(current, version)
     return current
 

@@ -7,7 +7,7 @@
 -- date is the line's supply date).
 create or replace temp table _alloc as
 with stock_rows as (
-    select l.lid, l.order_id, l.line_no, l.sku, s.supply_kind, s.supply_ref,
+    select l.lid, l.sid, s.supply_kind, s.supply_ref,
            least(l.s2 + l.qty_allocated, s.s_start + s.qty) - greatest(l.s2, s.s_start) as qty,
            s.available_on,
            l.qty_promised = 0 and l.s2 + l.qty_allocated <= s.s_start + s.qty as is_last
@@ -18,7 +18,7 @@ with stock_rows as (
     where l.qty_allocated > 0
 ),
 po_rows as (
-    select l.lid, l.order_id, l.line_no, l.sku, p.supply_kind, p.supply_ref,
+    select l.lid, l.sid, p.supply_kind, p.supply_ref,
            least(s.p_end, p.s_start + p.qty) - greatest(s.p_start, p.s_start) as qty,
            p.available_on, s.idx = s.last_idx as is_last
     from (select *, unnest(range(first_idx, last_idx + 1)) as idx from _po_span) as s

@@ -10,7 +10,7 @@ with got as (
     where is_last
 ),
 lines as (
-    select l.order_id, l.line_no, l.customer_id, l.sku, l.qty_ordered, l.qty_shipped, l.qty_open,
+    select l.lid as line_key, l.order_key, l.qty_ordered, l.qty_shipped, l.qty_open,
            l.ship_complete, l.max_backorder_qty, l.backorderable, l.priority_rank,
            l.qty_allocated, l.qty_promised, l.refused, l.held, l.committed,
            g.last_supply_on, g.last_ref, l.lines_for_sku, l.usable_qty
@@ -19,22 +19,22 @@ lines as (
 ),
 ship_complete_orders as (
     -- a ship-complete order ships when its last line is covered: one date for all lines
-    select order_id,
+    select order_key,
            case when bool_and(refused = 0 and qty_allocated + qty_promised >= qty_open)
                 then max(last_supply_on) end as completes_on
     from lines
     where ship_complete
-    group by order_id
+    group by order_key
 ),
 covered as (
     select l.*,
            l.refused = 0 and l.qty_allocated + l.qty_promised >= l.qty_open as is_covered,
            case when l.ship_complete then s.completes_on else l.last_supply_on end as completes_on
     from lines as l
-    left join ship_complete_orders as s using (order_id)
+    left join ship_complete_orders as s using (order_key)
 ),
 open_final as (
-    select order_id, line_no, customer_id, sku, qty_ordered, qty_shipped, qty_allocated,
+    select line_key, qty_ordered, qty_shipped, qty_allocated,
            qty_promised, qty_open - qty_allocated - qty_promised as qty_unpromised,
            case when is_covered or ship_complete then completes_on + $handling_days::integer end
                as promised_date,
@@ -59,21 +59,21 @@ closed_lines as (
     -- line with its order: lines closed or fully shipped themselves (a filter on the
     -- scan), and the still-open lines of the few closed orders (an inner join whose
     -- small side lets DuckDB skip the row groups of order_lines it cannot match)
-    select ol.order_id, ol.line_no, ol.sku, ol.qty, ol.status, ol.updated_at,
+    select ol.line_key, ol.order_key, ol.qty, ol.status, ol.updated_at,
            coalesce(sh.qty, 0) as qty_shipped
     from order_lines as ol
     left join shipped as sh using (order_id, line_no)
     where ol.status <> 'open' or ol.qty <= coalesce(sh.qty, 0)
     union all
-    select ol.order_id, ol.line_no, ol.sku, ol.qty, ol.status, ol.updated_at,
+    select ol.line_key, ol.order_key, ol.qty, ol.status, ol.updated_at,
            coalesce(sh.qty, 0) as qty_shipped
-    from (select order_id from orders where status <> 'open') as c
-    join order_lines as ol using (order_id)
+    from (select order_key from orders where status <> 'open') as c
+    join order_lines as ol using (order_key)
     left join shipped as sh using (order_id, line_no)
     where ol.status = 'open' and ol.qty > coalesce(sh.qty, 0)
 ),
 closed as (
-    select ol.order_id, ol.line_no, o.customer_id, ol.sku, ol.qty as qty_ordered,
+    select ol.line_key, ol.qty as qty_ordered,
            ol.qty_shipped, 0 as qty_allocated, 0 as qty_promised,
            0 as qty_unpromised, null::date as promised_date,
            case when ol.status = 'cancelled' or o.status = 'cancelled' then 'cancelled'
@@ -83,7 +83,7 @@ closed as (
            case when ol.status = 'cancelled' or o.status = 'cancelled' then 'cancelled'
                 else 'shipped' end || ' (line ' || ol.status || ', order ' || o.status || ')' as note
     from closed_lines as ol
-    join orders as o using (order_id)
+    join orders as o on o.order_key = ol.order_key
     where greatest(ol.updated_at, o.updated_at) >= $as_of::timestamptz - interval 30 day
 )
 select * from open_final

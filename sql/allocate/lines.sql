@@ -39,7 +39,7 @@ final as (
                 else least(need_before, max_backorder_qty) end as acc_before
     from accept
 )
-select lid, sid, order_id, line_no, sku, customer_id, qty_ordered, qty_shipped, qty_open,
+select lid, sid, order_key, qty_ordered, qty_shipped, qty_open,
        backorderable, max_backorder_qty, ship_complete, committed, priority_rank, held,
        lines_for_sku, usable_qty, s2, qty_allocated, need - accepted as refused, acc_before,
        least(accepted, greatest(0, po_total - acc_before)) as qty_promised

@@ -2,10 +2,10 @@
 -- rank): s_start = open units of the lines served before it, from the running sums
 -- of _demand. A view: read by the hold check and the shares, never stored.
 create or replace temp view _placed as
-select d.rowid as lid, d.*, k.sid, k.stock_total, k.po_total, k.lines as lines_for_sku,
+select d.line_key as lid, d.*, k.sid, k.stock_total, k.po_total, k.lines as lines_for_sku,
        k.backorderable, k.max_backorder_qty,
        k.stock_total + k.po_total as usable_qty,
        case when d.committed then d.committed_upto
             else k.committed_total + d.others_upto end - d.qty_open as s_start
 from _demand as d
-join _sku as k using (sku)
+join _sku as k on k.sid = d.sku_key

@@ -1,12 +1,14 @@
 -- This run's line statuses against the previous run's: what changed for each line
--- (line_results_next against line_results, the table behind the line_status view).
+-- (line_results_next against line_results, the table behind the line_status view),
+-- compared on the line key; the order id and line number are read for the changed
+-- lines only.
 insert into promise_changes
 with compared as (
-    select n.order_id, n.line_no,
+    select n.line_key,
            o.status::varchar as old_status, n.status::varchar as new_status,
            o.promised_date as old_promised_date, n.promised_date as new_promised_date,
            case
-               when o.order_id is null then 'new'
+               when o.line_key is null then 'new'
                when n.status = 'allocated' and o.status <> 'allocated' then 'now_allocated'
                when n.promised_date is null and o.promised_date is not null
                     and n.status not in ('allocated', 'shipped', 'cancelled') then 'now_unpromised'
@@ -15,9 +17,10 @@ with compared as (
                when n.status <> o.status then 'status'
            end as change
     from line_results_next as n
-    left join line_results as o using (order_id, line_no)
+    left join line_results as o using (line_key)
 )
-select $run_id, order_id, line_no, change, old_status, new_status, old_promised_date,
-       new_promised_date
-from compared
-where change is not null
+select $run_id, ol.order_id, ol.line_no, c.change, c.old_status, c.new_status,
+       c.old_promised_date, c.new_promised_date
+from compared as c
+join order_lines as ol using (line_key)
+where c.change is not null

@@ -106,20 +106,40 @@ def quarantined(con: duckdb.DuckDBPyConnection, path: Path) -> list[tuple[int, s
 
 
 def insert_line_status(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
-    """Set a previous run's line_status: rows shaped like the view, into the table behind it."""
+    """Set a previous run's line_status: rows shaped like the view, into the table behind it.
+
+    The table keys a line by its order line's integer key (migration 010), and the view
+    reads the order id, line number and sku from the order line and the customer from
+    its order: those rows must exist, and the customer and sku given here are not stored.
+    """
     con.execute("delete from line_results")
     con.execute("delete from line_results_run")
     if not rows:
         return
+    # as an allocation does before it writes line_results: link hand-inserted rows
+    store.run(con, "allocate/link_keys")
     run_ids = {r.get("run_id", "previous") for r in rows}
     assert len(run_ids) == 1, "line_status holds one run"
-    cols = [c for c in rows[0] if c != "run_id"]
-    names = ", ".join("note" if c == "reason" else c for c in cols)
+    cols = [c for c in rows[0] if c not in ("run_id", "customer_id", "sku")]
+    names = ["note" if c == "reason" else c for c in cols]
     one = "(" + ", ".join(["?"] * len(cols)) + ")"
     con.execute(
-        f"insert into line_results ({names}) values {', '.join([one] * len(rows))}",
+        f"create or replace temp table _given ({', '.join(cols)}) as "
+        f"values {', '.join([one] * len(rows))}",
         [r[c] for r in rows for c in cols],
     )
+    stored = [n for n in names if n not in ("order_id", "line_no")]
+    given = [c for c in cols if c not in ("order_id", "line_no")]
+    con.execute(
+        f"insert into line_results (line_key, {', '.join(stored)}) "
+        f"select ol.line_key, {', '.join(f'g.{c}' for c in given)} "
+        "from _given as g join order_lines as ol using (order_id, line_no)"
+    )
+    missing = con.execute(
+        "select count(*) from _given anti join order_lines using (order_id, line_no)"
+    )
+    assert missing.fetchone() == (0,), "every line_status row needs its order line"
+    con.execute("drop table _given")
     con.execute("insert into line_results_run values (?)", [run_ids.pop()])
 
 

@@ -17,17 +17,29 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 def test_shipment_after_the_as_of_is_neither_demand_nor_stock_yet(tmp_path: Path) -> None:
     con = store.connect(tmp_path / "b.duckdb")
     con.execute(
-        "insert into customers values ('C1', 'c@x.test', null, 'gold', 'en-US', true, $t, 't')",
+        "insert into customers (customer_id, email, name, tier, "
+        "locale, email_opt_in, updated_at, source_sha256) "
+        "values ('C1', 'c@x.test', null, 'gold', 'en-US', true, $t, 't')",
         {"t": T0},
     )
     con.execute(
-        "insert into products values ('S1', null, 'active', true, null, 0, 7, [], $t, 't')",
+        "insert into products (sku, name, status, backorderable, max_backorder_qty, "
+        "safety_stock, lead_time_days, substitute_skus, updated_at, source_sha256) "
+        "values ('S1', null, 'active', true, null, 0, 7, [], $t, 't')",
         {"t": T0},
     )
     con.execute(
-        "insert into orders values ('O1', 'C1', $t, 'open', false, 0, 'USD', $t, 't')", {"t": T0}
+        "insert into orders (order_id, customer_id, placed_at, status, "
+        "ship_complete, priority, currency, updated_at, source_sha256) "
+        "values ('O1', 'C1', $t, 'open', false, 0, 'USD', $t, 't')",
+        {"t": T0},
     )
-    con.execute("insert into order_lines values ('O1', 1, 'S1', 5, 10, 'open', $t, 't')", {"t": T0})
+    con.execute(
+        "insert into order_lines (order_id, line_no, sku, qty, "
+        "unit_price, status, updated_at, source_sha256) "
+        "values ('O1', 1, 'S1', 5, 10, 'open', $t, 't')",
+        {"t": T0},
+    )
     con.execute("insert into stock values ('WH', 'S1', 5, $t, 't')", {"t": T0})
     # 2 units ship on Nov 20
     con.execute(

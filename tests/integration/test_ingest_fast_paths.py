@@ -433,6 +433,60 @@ def test_overlapping_files_keep_one_row_per_key_with_the_newest_version(
         ) == [(0,)]
 
 
+def test_merged_rows_keep_their_own_key_and_link_the_keys_of_what_they_reference(
+    con: duckdb.DuckDBPyConnection, landing: Path, base: dict[str, Path], ingest: IngestFn
+) -> None:
+    # Arrange: lines of O1 loaded (a first load: plain insert), keys noted
+    write(
+        landing,
+        "order_lines",
+        "1.csv",
+        csv_text(
+            "order_lines",
+            "O1,1,SKU-A,1,1.00,open,2026-11-10T00:00:00Z",
+            "O1,2,SKU-B,1,1.00,open,2026-11-10T00:00:00Z",
+        ),
+    )
+    ingest()
+    keys_before = dict(rows(con, "select line_no, line_key from order_lines"))
+    # then a newer version of line 1 on another sku, a new line, and O1 moved to C2
+    write(
+        landing,
+        "order_lines",
+        "2.csv",
+        csv_text(
+            "order_lines",
+            "O1,1,SKU-C,1,1.00,open,2026-11-11T00:00:00Z",
+            "O1,3,SKU-A,1,1.00,open,2026-11-11T00:00:00Z",
+        ),
+    )
+    write(
+        landing,
+        "orders",
+        "2.csv",
+        csv_text("orders", "O1,C2,2026-11-10T09:00:00Z,open,false,0,USD,2026-11-12T09:00:00Z"),
+    )
+
+    # Act
+    ingest()
+
+    # Assert: a row keeps its key when it is updated, a new row gets a new one, and
+    # every link names the row it references by id (after the update too)
+    keys = dict(rows(con, "select line_no, line_key from order_lines"))
+    assert keys[1] == keys_before[1] and keys[2] == keys_before[2]
+    assert len(set(keys.values())) == 3
+    assert rows(
+        con,
+        "select ol.line_no, ol.sku, p.sku, o.order_id, c.customer_id from order_lines as ol "
+        "join products as p on p.sku_key = ol.sku_key join orders as o on o.order_key = "
+        "ol.order_key join customers as c on c.customer_key = o.customer_key order by 1",
+    ) == [
+        (1, "SKU-C", "SKU-C", "O1", "C2"),
+        (2, "SKU-B", "SKU-B", "O1", "C2"),
+        (3, "SKU-A", "SKU-A", "O1", "C2"),
+    ]
+
+
 def test_a_first_load_into_an_empty_table_stores_what_the_merge_stores(
     tmp_path: Path, settings: Any
 ) -> None:
@@ -491,7 +545,11 @@ def test_feed_tables_have_no_key_index_but_keep_their_not_null_columns(
     )
     assert constraints == []
     with pytest.raises(duckdb.ConstraintException):
-        con.execute("insert into order_lines values ('O1', 1, null, 1, 1, 'open', now(), 'x')")
+        con.execute(
+            "insert into order_lines (order_id, line_no, sku, qty, "
+            "unit_price, status, updated_at, source_sha256) "
+            "values ('O1', 1, null, 1, 1, 'open', now(), 'x')"
+        )
 
 
 def test_migration_006_keeps_every_stored_row(tmp_path: Path) -> None:
@@ -500,18 +558,28 @@ def test_migration_006_keeps_every_stored_row(tmp_path: Path) -> None:
     con = database_before(path, 6)
     ts = AS_OF
     con.execute(
-        "insert into customers values ('C1', 'a@b.c', 'A', 'gold', 'en-US', true, $t, 's')",
+        "insert into customers (customer_id, email, name, tier, "
+        "locale, email_opt_in, updated_at, source_sha256) "
+        "values ('C1', 'a@b.c', 'A', 'gold', 'en-US', true, $t, 's')",
         {"t": ts},
     )
     con.execute(
-        "insert into products values ('S1', 'P', 'active', true, 3, 1, 7, ['S2'], $t, 's')",
+        "insert into products (sku, name, status, backorderable, max_backorder_qty, "
+        "safety_stock, lead_time_days, substitute_skus, updated_at, source_sha256) "
+        "values ('S1', 'P', 'active', true, 3, 1, 7, ['S2'], $t, 's')",
         {"t": ts},
     )
     con.execute(
-        "insert into orders values ('O1', 'C1', $t, 'open', false, 0, 'USD', $t, 's')", {"t": ts}
+        "insert into orders (order_id, customer_id, placed_at, status, "
+        "ship_complete, priority, currency, updated_at, source_sha256) "
+        "values ('O1', 'C1', $t, 'open', false, 0, 'USD', $t, 's')",
+        {"t": ts},
     )
     con.execute(
-        "insert into order_lines values ('O1', 1, 'S1', 2, 9.99, 'open', $t, 's')", {"t": ts}
+        "insert into order_lines (order_id, line_no, sku, qty, "
+        "unit_price, status, updated_at, source_sha256) "
+        "values ('O1', 1, 'S1', 2, 9.99, 'open', $t, 's')",
+        {"t": ts},
     )
     con.execute("insert into stock values ('W1', 'S1', 5, $t, 's')", {"t": ts})
     con.execute(
@@ -525,13 +593,17 @@ def test_migration_006_keeps_every_stored_row(tmp_path: Path) -> None:
     )
     con.execute("insert into shipments values ('SH1', 'O1', 1, 'S1', 1, 'W1', $t, 's')", {"t": ts})
     before = {t: con.execute(f"select * from {t}").fetchall() for t in FEED_TABLES}
+    columns = {t: [c[0] for c in con.execute(f"describe {t}").fetchall()] for t in FEED_TABLES}
     con.close()
 
     # Act
     migrated = store.connect(path)
     try:
-        # Assert
-        after = {t: migrated.execute(f"select * from {t}").fetchall() for t in FEED_TABLES}
+        # Assert: the same rows in the columns they had (later migrations add key columns)
+        after = {
+            t: migrated.execute(f"select {', '.join(columns[t])} from {t}").fetchall()
+            for t in FEED_TABLES
+        }
         assert after == before
         assert migrated.execute("select max(version) from schema_migrations").fetchall()[0][0] >= 6
         assert migrated.execute(
@@ -577,12 +649,16 @@ def test_feed_suites_judge_every_row_of_a_large_batch(con: duckdb.DuckDBPyConnec
         "null, 'run-v', now())"
     )
     con.execute(
-        "insert into order_lines select 'O' || (i // 2), i % 2 + 1, 'SKU-A', "
+        "insert into order_lines (order_id, line_no, sku, qty, "
+        "unit_price, status, updated_at, source_sha256) "
+        "select 'O' || (i // 2), i % 2 + 1, 'SKU-A', "
         "case when i >= 199997 then 0 else 1 end, 9.99, 'open', now(), 'sha-1' "
         "from range(200000) t(i)"
     )
     con.execute(
-        "insert into order_lines values ('O5', 1, 'SKU-A', 1, 1.00, 'open', now(), 'sha-1')"
+        "insert into order_lines (order_id, line_no, sku, qty, "
+        "unit_price, status, updated_at, source_sha256) "
+        "values ('O5', 1, 'SKU-A', 1, 1.00, 'open', now(), 'sha-1')"
     )
 
     # Act

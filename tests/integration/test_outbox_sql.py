@@ -67,6 +67,7 @@ TABLES = (
     "customers",
     "products",
     "orders",
+    "order_lines",
     "line_results",
     "supply_lots",
     "outbox",
@@ -273,6 +274,24 @@ def load(con: duckdb.DuckDBPyConnection, w: World) -> None:
                 "source_sha256": "t",
             }
             for o in w.orders
+        ],
+    )
+    # the order lines behind line_status (it reads each line's order id and sku there)
+    insert(
+        con,
+        "order_lines",
+        [
+            {
+                "order_id": ln["order_id"],
+                "line_no": ln["line_no"],
+                "sku": ln["sku"],
+                "qty": ln["qty_ordered"],
+                "unit_price": 1,
+                "status": "open",
+                "updated_at": NOW,
+                "source_sha256": "t",
+            }
+            for ln in w.lines
         ],
     )
     insert_line_status(
