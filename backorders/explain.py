@@ -44,8 +44,9 @@ def explain(
             out.append(f"  closed: {ln['reason']}")
             continue
         tier_pos = tiers.index(ln["tier"]) + 1 if ln["tier"] in tiers else len(tiers) + 1
+        lines_for_sku = store.scalar(con, store.sql("explain/lines_for_sku"), {"sku": ln["sku"]})
         out.append(
-            f"  rank {ln['priority_rank']} of {ln['lines_for_sku']} open lines for {ln['sku']}, "
+            f"  rank {ln['priority_rank']} of {lines_for_sku} open lines for {ln['sku']}, "
             f"served by {key_text}, then order id and line number"
         )
         out.append(
@@ -56,7 +57,7 @@ def explain(
         ahead = store.run(
             con,
             "explain/ahead",
-            {"order_id": ln["order_id"], "line_no": ln["line_no"], "show": show},
+            {"sku": ln["sku"], "rank": ln["priority_rank"], "show": show},
         ).fetchall()
         if ahead:
             n, units, stock, po = ahead[0][:4]

@@ -1,15 +1,15 @@
--- The lines ranked ahead of one line for the same sku, and what they took.
-with me as (
-    select sku, priority_rank from demand_lines where order_id = $order_id and line_no = $line_no
-),
-ahead as (
-    select d.order_id, d.line_no, d.priority_rank, d.qty_open, o.priority, c.tier, o.placed_at,
-           ls.qty_allocated, ls.qty_promised
-    from demand_lines as d
-    join me on d.sku = me.sku and d.priority_rank < me.priority_rank
-    join orders as o on o.order_id = d.order_id
+-- The open lines ranked ahead of one line for the same sku, and what they took. Read
+-- from the table behind line_status (migration 010), with the line's sku and rank as
+-- parameters: only that sku's lines are joined, not the whole view.
+with ahead as (
+    select ol.order_id, ol.line_no, r.priority_rank, r.qty_ordered - r.qty_shipped as qty_open,
+           o.priority, c.tier, o.placed_at, r.qty_allocated, r.qty_promised
+    from order_lines as ol
+    join line_results as r using (line_key)
+    join orders as o on o.order_key = ol.order_key
     left join customers as c on c.customer_id = o.customer_id
-    left join line_status as ls on ls.order_id = d.order_id and ls.line_no = d.line_no
+    where ol.sku = $sku and r.priority_rank < $rank
+      and r.status not in ('shipped', 'cancelled')
 )
 select count(*) over () as n_ahead,
        sum(qty_open) over () as units_ahead,

@@ -4,7 +4,6 @@ select l.order_id, l.line_no, l.sku, l.status, l.priority_rank, l.qty_ordered, l
        o.priority as order_priority, c.tier, o.placed_at,
        (select sum(x.qty * x.unit_price) from order_lines as x
         where x.order_id = l.order_id and x.status <> 'cancelled') as order_value,
-       (select count(*) from demand_lines as d where d.sku = l.sku) as lines_for_sku,
        p.status as product_status, p.backorderable, p.safety_stock
 from line_status as l
 join orders as o using (order_id)

@@ -2,7 +2,7 @@
 with mine as (
     select supply_kind, supply_ref, sum(qty) as taken
     from allocations
-    where run_id = (select run_id from line_status limit 1)
+    where run_id = (select run_id from line_results_run)
       and order_id = $order_id and line_no = $line_no
     group by all
 )

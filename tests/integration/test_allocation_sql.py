@@ -25,6 +25,7 @@ from backorders.domain.allocation import Product, SupplyLot, usable_stock
 from backorders.domain.allocation import allocate as oracle_allocate
 from backorders.domain.contract import FEED_ORDER
 from backorders.domain.priority import PRIORITY_FIELDS, DemandLine
+from backorders.explain import explain
 from backorders.settings import Settings, load_settings
 from tests.integration.conftest import insert_line_status
 
@@ -601,6 +602,23 @@ def test_first_run_allocates_stock_promises_po_and_records_every_line_as_new(
     assert lines[("O3", 1)] == (0, 2, 0, "promised", eta, 3)
     assert changes(con, "r1") == {"O1": "new", "O2": "new", "O3": "new"}
     assert audit.verify(con) == []
+
+
+def test_explain_counts_the_lines_of_the_sku_and_what_those_ranked_ahead_took(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    small_world(con)
+    cycle(con, "r1", S_DEFAULT)
+
+    text = "\n".join(
+        explain(con, "O3", 1, priority_key=S_DEFAULT.priority_key, tiers=S_DEFAULT.tiers)
+    )
+
+    # O1 (1 unit, from stock) and O2 (2 units, from P1) are ranked ahead of O3
+    assert "rank 3 of 3 open lines for S1" in text
+    assert "ahead of it: 2 line(s) wanting 3 unit(s); they took 1 from stock and 2 from POs" in text
+    assert "rank 2: O2 line 1" in text and "rank 1: O1 line 1" in text
+    assert "po P1:1: ETA" in text and "-> this line took 2" in text
 
 
 def test_supplier_delay_records_later_for_the_lines_it_covers(
