@@ -13,6 +13,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = PROJECT_ROOT / "config" / "defaults.toml"
 
 PriorityField = Literal["order_priority", "customer_tier", "placed_at", "order_value"]
+# A DuckDB memory size such as 3GB or 512MiB: the one rule, used by the settings and by
+# store.connect (which formats the value into a SET statement).
+MEMORY_SIZE = r"\d+(\.\d+)?\s*[KMGT]i?B"
 
 
 class _TomlSource(PydanticBaseSettingsSource):
@@ -39,7 +42,7 @@ class Settings(BaseSettings):
 
     db: Path = Path("data/backorders.duckdb")
     landing: Path = Path("data/landing")
-    memory_limit: str = Field(default="3GB", pattern=r"^\d+(\.\d+)?\s*([KMGT]i?B)$|^$")
+    memory_limit: str = Field(default="3GB", pattern=rf"^{MEMORY_SIZE}$|^$")
     priority_key: list[PriorityField] = Field(
         default_factory=lambda: ["order_priority", "customer_tier", "placed_at", "order_value"]
     )

@@ -11,6 +11,8 @@ from typing import Any
 
 import duckdb
 
+from backorders.settings import MEMORY_SIZE
+
 SQL_DIR = Path(__file__).resolve().parent.parent.parent / "sql"
 
 
@@ -26,7 +28,7 @@ def sql(name: str) -> str:
 
 # DuckDB's own default is 80% of RAM; the allocation at 10M lines would take 12 GB.
 DEFAULT_MEMORY_LIMIT = "3GB"
-_MEMORY_RE = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+_MEMORY_RE = re.compile(MEMORY_SIZE)
 
 
 def _migrations() -> list[tuple[int, Path]]:
