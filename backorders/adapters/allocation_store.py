@@ -43,27 +43,24 @@ _ORDER_VALUE_JOIN = (
     "left join (select order_key, sum(qty * unit_price) as order_value from order_lines "
     "where status <> 'cancelled' group by all) as v on v.order_key = ol.order_key"
 )
-# lines whose sku has no product row (inserted by hand) get a negative sku key per run
-_UNLINKED_JOIN = "left join _unlinked_skus as u on ol.sku_key is null and u.sku = ol.sku"
+# lines whose sku has no product row (inserted by hand, or the product deleted by hand)
+# get a negative sku key per run
+_UNLINKED_JOIN = "left join _unlinked_skus as u on u.sku = ol.sku"
 
 
 def _link_keys(con: duckdb.DuckDBPyConnection) -> bool:
-    """Fill the links a hand-inserted row lacks; number the skus without a product row.
+    """Fill the links a hand-written row lacks or lost; number the skus without a product row.
 
-    Returns whether some open line's sku has no product row (and so no sku key).
+    Returns whether some line's sku has no product row (and so no sku key).
     """
-    missing = store.scalar(
-        con,
-        "select (select count(*) from orders where customer_key is null) "
-        "+ (select count(*) from order_lines where order_key is null or sku_key is null)",
-    )
-    if missing:
+    unlinked = "select null::varchar as sku, null::bigint as sku_key limit 0"
+    if store.scalar(con, store.sql("allocate/unlinked_count")):
         store.run(con, "allocate/link_keys")
-    con.execute(
-        "create or replace temp table _unlinked_skus as "
-        "select sku, -row_number() over (order by sku) as sku_key "
-        "from (select distinct sku from order_lines where sku_key is null)"
-    )
+        unlinked = (
+            "select sku, -row_number() over (order by sku) as sku_key from (select distinct sku "
+            "from order_lines where sku_key is null or sku_key not in (select sku_key from products))"
+        )
+    con.execute(f"create or replace temp table _unlinked_skus as {unlinked}")
     return bool(store.scalar(con, "select count(*) from _unlinked_skus"))
 
 
@@ -73,7 +70,7 @@ def _rank_demand(con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: S
     unlinked = _link_keys(con)
     sql = (
         store.sql("allocate/demand")
-        .replace("{sku_key}", "coalesce(ol.sku_key, u.sku_key)" if unlinked else "ol.sku_key")
+        .replace("{sku_key}", "coalesce(u.sku_key, ol.sku_key)" if unlinked else "ol.sku_key")
         .replace("{unlinked_join}", _UNLINKED_JOIN if unlinked else "")
         .replace("{order_by}", order_by_sql(settings.priority_key))
         .replace("{order_value_col}", "coalesce(v.order_value, 0)" if with_value else "0")

@@ -1,14 +1,21 @@
--- The integer keys a row links to, for rows that lack them: the feeds' MERGE looks
--- them up (feed_rules.LINKS), a row inserted by hand does not. Normally nothing is
--- missing, and each statement is a scan of one column that updates no row.
+-- The integer keys a row links to, for rows whose link is missing or points at no row:
+-- the feeds' MERGE looks them up (feed_rules.LINKS), a row inserted by hand does not,
+-- and a row deleted and inserted again by hand gets a new key of its own. Run only when
+-- allocation_store._link_keys finds such a row (normally none).
 update orders set customer_key = c.customer_key
 from customers as c
-where orders.customer_key is null and c.customer_id = orders.customer_id;
+where c.customer_id = orders.customer_id
+  and (orders.customer_key is null
+       or orders.customer_key not in (select customer_key from customers));
 
 update order_lines set order_key = o.order_key
 from orders as o
-where order_lines.order_key is null and o.order_id = order_lines.order_id;
+where o.order_id = order_lines.order_id
+  and (order_lines.order_key is null
+       or order_lines.order_key not in (select order_key from orders));
 
 update order_lines set sku_key = p.sku_key
 from products as p
-where order_lines.sku_key is null and p.sku = order_lines.sku;
+where p.sku = order_lines.sku
+  and (order_lines.sku_key is null
+       or order_lines.sku_key not in (select sku_key from products));

@@ -621,6 +621,47 @@ def test_explain_counts_the_lines_of_the_sku_and_what_those_ranked_ahead_took(
     assert "po P1:1: ETA" in text and "-> this line took 2" in text
 
 
+def test_rows_deleted_and_inserted_again_by_hand_are_linked_again_and_nothing_is_lost(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    # Arrange: a first run, then the order O2, the customer C1 and the product S1 each
+    # deleted and inserted again by hand: they get new keys of their own, and the keys
+    # stored on the rows that reference them point at no row
+    small_world(con)
+    cycle(con, "r1", S_DEFAULT)
+    first = line_facts(con)
+    for table, key in (
+        ("orders", "order_id = 'O2'"),
+        ("customers", "customer_id = 'C1'"),
+        ("products", "sku = 'S1'"),
+    ):
+        con.execute(
+            f"create temp table _row as select * exclude ({_OWN_KEY[table]}) "
+            f"from {table} where {key}"
+        )
+        con.execute(f"delete from {table} where {key}")
+        con.execute(f"insert into {table} by name select * from _row")
+        con.execute("drop table _row")
+    assert con.execute(
+        "select count(*) from order_lines anti join orders using (order_key)"
+    ).fetchone() == (1,)
+
+    # Act
+    cycle(con, "r2", S_DEFAULT)
+
+    # Assert: every line is allocated as before (C1's tier still counts) and linked again
+    assert line_facts(con) == first
+    assert changes(con, "r2") == {}
+    assert con.execute(
+        "select count(*) from order_lines as ol join orders as o using (order_key) "
+        "join customers as c on c.customer_key = o.customer_key "
+        "join products as p on p.sku_key = ol.sku_key"
+    ).fetchone() == (3,)
+
+
+_OWN_KEY = {"orders": "order_key", "customers": "customer_key", "products": "sku_key"}
+
+
 def test_supplier_delay_records_later_for_the_lines_it_covers(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
