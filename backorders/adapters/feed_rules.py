@@ -241,9 +241,19 @@ def rules_sql(feed: Feed) -> str | None:
     return path.read_text(encoding="utf-8") if path.exists() else None
 
 
-# The integer keys a feed row links to (migration 010): (column, table, its key,
-# the id both share). Looked up when the row is merged, so that the allocation joins
-# and sorts integers; sql/allocate/link_keys.sql fills any a hand-written row lacks.
+# The integer key of a feed's own rows (migration 010): assigned when the MERGE first
+# stores a row, as the largest key so far ($key_base) plus the row's number in its file,
+# never changed. Not a sequence: nextval() takes a lock per row (a 10M-row load ran on
+# one core). sql/allocate/link_keys.sql numbers rows inserted by hand.
+OWN_KEYS: dict[str, str] = {
+    "customers": "customer_key",
+    "products": "sku_key",
+    "orders": "order_key",
+    "order_lines": "line_key",
+}
+# The integer keys a feed row links to (migration 010): (column, table, the id both
+# share). Looked up when the row is merged, so that the allocation joins and sorts
+# integers; sql/allocate/link_keys.sql fills any a hand-written row lacks.
 LINKS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "orders": (("customer_key", "customers", "customer_id"),),
     "order_lines": (("order_key", "orders", "order_id"), ("sku_key", "products", "sku")),
@@ -260,16 +270,18 @@ def merge_sql(feed: Feed, *, empty: bool = False) -> str:
     key stays unique because a file's repeated keys never reach this statement
     (they are quarantined) and a key already stored is updated, never inserted.
     `empty`: the table has no row (a first load), so every key is new: a plain
-    insert, the same rows without the join. A row's own integer key is the
-    column's default (assigned on insert, never updated); the keys it links to
-    (LINKS) are looked up here, on insert and on update.
+    insert, the same rows without the join. A new row's own integer key
+    (OWN_KEYS) is $key_base plus its row number in the file (never updated); the
+    keys it links to (LINKS) are looked up here, on insert and on update.
     """
     t = feed.name
     cols = list(feed.column_names)
     links = LINKS.get(t, ())
     non_key = [c for c in cols if c not in feed.key]
-    ins_cols = [*cols, *(col for col, _, _ in links), "source_sha256"]
-    ins_vals = [f"s.{_q(c)}" for c in cols] + [f"s.{col}" for col, _, _ in links] + ["$sha"]
+    own = [OWN_KEYS[t]] if t in OWN_KEYS else []
+    ins_cols = [*cols, *(col for col, _, _ in links), *own, "source_sha256"]
+    ins_vals = [f"s.{_q(c)}" for c in cols] + [f"s.{col}" for col, _, _ in links]
+    ins_vals += ["$key_base + s.row_number" for _ in own] + ["$sha"]
     sets = [f"{_q(c)} = s.{_q(c)}" for c in non_key]
     sets += [f"{col} = s.{col}" for col, _, _ in links] + ["source_sha256 = $sha"]
     if t == "purchase_orders":
@@ -278,7 +290,7 @@ def merge_sql(feed: Feed, *, empty: bool = False) -> str:
         ins_cols.append("received_at")
         ins_vals.append(received)
         sets.append(f"received_at = coalesce({t}.received_at, {received})")
-    source = f"select {', '.join(f'g.{_q(c)}' for c in cols)}"
+    source = f"select {', '.join(f'g.{_q(c)}' for c in cols)}, g.row_number"
     source += "".join(f", l{i}.{col}" for i, (col, _, _) in enumerate(links))
     source += " from _good as g"
     source += "".join(

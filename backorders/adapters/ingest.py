@@ -243,7 +243,14 @@ def _check_rows(
     res.rows_quarantined = bad_rows
     res.rows_loaded = read.rows - bad_rows
     empty = not con.execute(f"select 1 from {feed.name} limit 1").fetchall()
-    con.execute(feed_rules.merge_sql(feed, empty=empty), {"sha": facts.sha256})
+    params: dict[str, object] = {"sha": facts.sha256}
+    own_key = feed_rules.OWN_KEYS.get(feed.name)
+    if own_key:
+        # new rows are numbered after every key so far: one file, one transaction
+        params["key_base"] = int(
+            store.scalar(con, f"select coalesce(max({own_key}), 0) from {feed.name}")
+        )
+    con.execute(feed_rules.merge_sql(feed, empty=empty), params)
     if feed.name == "stock":
         con.execute(
             "insert into stock_counts select location_id, sku, on_hand, as_of, $sha, $run from _good",

@@ -3,29 +3,30 @@
 -- carrying their ids through every step cost about twice as much on string ids as on
 -- integers, and rewriting the ids into line_results every run cost more still.
 --
--- * Each entity gets its own key, assigned once when its row is first inserted (a
---   column default, so every way in gets one: the feeds' MERGE, a first load, a
---   hand-written INSERT) and never changed afterwards.
+-- * Each entity gets its own key, assigned once and never changed: by the feeds'
+--   MERGE when it first stores the row (the largest key so far plus the row's number
+--   in its file: feed_rules.merge_sql), or, for a row inserted by hand, by
+--   sql/allocate/link_keys.sql before the next allocation. Not a column default: a
+--   sequence's nextval() takes a lock per row and made the 10M-line load single-threaded.
 -- * The links (an order's customer, a line's order and sku) are looked up when the
---   feeds' MERGE writes the row (feed_rules.merge_sql); sql/allocate/link_keys.sql
---   fills any left empty (rows inserted by hand) before each allocation.
+--   feeds' MERGE writes the row (feed_rules.LINKS); link_keys.sql fills any missing or
+--   dangling (rows inserted, or deleted and inserted again, by hand).
 -- * line_results, the table behind the line_status view, stores the line's key
 --   instead of its order id, line number, customer id and sku: the view reads them
 --   from order_lines and orders.
-create sequence customer_key_seq;
-alter table customers add column customer_key bigint default nextval('customer_key_seq');
-
-create sequence sku_key_seq;
-alter table products add column sku_key bigint default nextval('sku_key_seq');
-
-create sequence order_key_seq;
-alter table orders add column order_key bigint default nextval('order_key_seq');
+alter table customers add column customer_key bigint;
+alter table products add column sku_key bigint;
+alter table orders add column order_key bigint;
 alter table orders add column customer_key bigint;
-
-create sequence line_key_seq;
-alter table order_lines add column line_key bigint default nextval('line_key_seq');
+alter table order_lines add column line_key bigint;
 alter table order_lines add column order_key bigint;
 alter table order_lines add column sku_key bigint;
+
+-- the rows stored so far: numbered as they lie in the table
+update customers set customer_key = rowid + 1;
+update products set sku_key = rowid + 1;
+update orders set order_key = rowid + 1;
+update order_lines set line_key = rowid + 1;
 
 update orders set customer_key = c.customer_key
 from customers as c

@@ -158,14 +158,15 @@ def test_migration_010_keys_every_entity_and_links_every_row(tmp_path: Path) -> 
         ]
         got = migrated.execute("select * from line_status order by order_id, line_no").fetchall()
         assert got == LINE_STATUS_ROWS
-        # a row inserted by hand gets its own key from the column default
+        # a row inserted by hand gets its key (and its links) before the next allocation
         migrated.execute(
             "insert into orders (order_id, customer_id, placed_at, status, ship_complete, "
             "priority, currency, updated_at, source_sha256) values ('O3', 'C1', now(), 'open', "
             "false, 0, 'USD', now(), 's')"
         )
-        keys = migrated.execute("select order_key from orders order by order_key").fetchall()
-        assert len({k for (k,) in keys}) == 3
+        allocation_store._link_keys(migrated)
+        keys = migrated.execute("select order_key, customer_key from orders order by 1").fetchall()
+        assert len({k for k, _ in keys}) == 3 and None not in {c for _, c in keys}
     finally:
         migrated.close()
 
