@@ -105,7 +105,7 @@ def generate(
     )
     # the links the feeds' MERGE looks up at ingest (an order's customer, a line's order
     # and sku: migration 010), looked up here as ingest would, not in the timed allocation
-    store.run(con, "allocate/link_keys")
+    allocation_store.link_keys(con)
     return {"orders": n_orders, "customers": n_customers, "stock_lots": skus, "po_lots": n_po}
 
 

@@ -34,7 +34,7 @@ import duckdb
 
 sys.path.insert(0, str(_HERE.parent))
 
-from backorders.adapters import outbox, store
+from backorders.adapters import allocation_store, outbox, store
 from backorders.domain.messages import Policy
 
 AS_OF = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -91,7 +91,7 @@ def generate(con: duckdb.DuckDBPyConnection, *, lines: int, seed: int) -> dict[s
         {**p, "o": n_orders, "k": n_skus},
     )
     # the links ingest looks up (migration 010): a line's order and sku
-    store.run(con, "allocate/link_keys")
+    allocation_store.link_keys(con)
     con.execute(
         # line_status is a view: the rows go into the table behind it (migrations 007, 010)
         "insert into line_results (line_key, qty_ordered, qty_shipped, qty_allocated, "

@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from backorders.adapters import audit, store
+from backorders.adapters import allocation_store, audit, store
 from backorders.adapters.ingest import FileResult, ingest_landing
 from backorders.settings import Settings, load_settings
 
@@ -117,7 +117,7 @@ def insert_line_status(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]
     if not rows:
         return
     # as an allocation does before it writes line_results: link hand-inserted rows
-    store.run(con, "allocate/link_keys")
+    allocation_store.link_keys(con)
     run_ids = {r.get("run_id", "previous") for r in rows}
     assert len(run_ids) == 1, "line_status holds one run"
     cols = [c for c in rows[0] if c not in ("run_id", "customer_id", "sku")]

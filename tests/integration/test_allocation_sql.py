@@ -300,7 +300,7 @@ def worlds(draw: st.DrawFn) -> World:
     """A small random world: few skus and locations, so that ties and collisions are common."""
     skus = [f"S{i}" for i in range(1, draw(st.integers(1, 4)) + 1)]
     # now and then a sku has no product row (a line inserted by hand): not backorderable,
-    # and ranked without a sku key (allocation_store._link_keys numbers it for the run)
+    # and ranked without a sku key (allocation_store.link_keys numbers it for the run)
     no_product = draw(st.sampled_from([None, None, None, *skus]))
     products = [
         {

@@ -164,7 +164,7 @@ def test_migration_010_keys_every_entity_and_links_every_row(tmp_path: Path) -> 
             "priority, currency, updated_at, source_sha256) values ('O3', 'C1', now(), 'open', "
             "false, 0, 'USD', now(), 's')"
         )
-        allocation_store._link_keys(migrated)
+        allocation_store.link_keys(migrated)
         keys = migrated.execute("select order_key, customer_key from orders order by 1").fetchall()
         assert len({k for k, _ in keys}) == 3 and None not in {c for _, c in keys}
     finally:
