@@ -244,7 +244,7 @@ def rules_sql(feed: Feed) -> str | None:
 # The integer key of a feed's own rows (migration 010): assigned when the MERGE first
 # stores a row, as the largest key so far ($key_base) plus the row's number in its file,
 # never changed. Not a sequence: nextval() takes a lock per row (a 10M-row load ran on
-# one core). sql/allocate/link_keys.sql numbers rows inserted by hand.
+# one core). allocation_store.link_keys numbers rows inserted by hand.
 OWN_KEYS: dict[str, str] = {
     "customers": "customer_key",
     "products": "sku_key",
@@ -253,7 +253,7 @@ OWN_KEYS: dict[str, str] = {
 }
 # The integer keys a feed row links to (migration 010): (column, table, the id both
 # share). Looked up when the row is merged, so that the allocation joins and sorts
-# integers; sql/allocate/link_keys.sql fills any a hand-written row lacks.
+# integers; allocation_store.link_keys fills any a hand-written row lacks.
 LINKS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "orders": (("customer_key", "customers", "customer_id"),),
     "order_lines": (("order_key", "orders", "order_id"), ("sku_key", "products", "sku")),

@@ -6,10 +6,10 @@
 -- * Each entity gets its own key, assigned once and never changed: by the feeds'
 --   MERGE when it first stores the row (the largest key so far plus the row's number
 --   in its file: feed_rules.merge_sql), or, for a row inserted by hand, by
---   sql/allocate/link_keys.sql before the next allocation. Not a column default: a
+--   allocation_store.link_keys before the next allocation. Not a column default: a
 --   sequence's nextval() takes a lock per row and made the 10M-line load single-threaded.
 -- * The links (an order's customer, a line's order and sku) are looked up when the
---   feeds' MERGE writes the row (feed_rules.LINKS); link_keys.sql fills any missing or
+--   feeds' MERGE writes the row (feed_rules.LINKS); allocation_store.link_keys fills any missing or
 --   dangling (rows inserted, or deleted and inserted again, by hand).
 -- * line_results, the table behind the line_status view, stores the line's key
 --   instead of its order id, line number, customer id and sku: the view reads them
