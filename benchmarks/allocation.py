@@ -7,7 +7,9 @@ lines) straight into a DuckDB file, times the allocation step as the pipeline ru
 it (reconcile marts + allocation + line status + promise changes + audit digest),
 then the same allocation done line by line with a query per line on 10,000 lines
 (the classic ERP pattern), and optionally the whole Prefect flow on the same data
-written as Parquet feeds (--cycle). Prints one JSON line. Not a test: figures only.
+written as Parquet feeds (--cycle) and a stripped allocation that does less than the
+real one, a lower bound for it on this machine (--floor, see floor_steps). Prints one
+JSON line. Not a test: figures only.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from backorders.adapters import allocation_store, store
-from backorders.settings import load_settings
+from backorders.settings import Settings, load_settings
 
 AS_OF = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
@@ -157,6 +159,108 @@ def loop_allocate(con: duckdb.DuckDBPyConnection, *, limit: int) -> float:
     return len(todo) / (time.perf_counter() - t)
 
 
+# The priority key on fixed-width columns of _floor_orders: the same order as
+# domain.priority.order_by_sql, with the order id's tie-break read as its position.
+_FLOOR_KEY = {
+    "order_priority": "f.priority desc",
+    "customer_tier": "f.tier_rank asc",
+    "placed_at": "f.placed_at asc",
+    "order_value": "f.value_cents desc",
+}
+
+
+def floor_steps(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, float]:
+    """Time a stripped allocation that does less than the real one: a lower bound, seconds per step.
+
+    Each step is the least the issue's allocation must do on these lines, written as
+    narrow, set-based DuckDB SQL: the priority facts per order (fixed-width, the order
+    id's tie-break as its position), ONE window per sku (rank + one running sum), each
+    line's stock and PO share in closed form written as line results, one allocation
+    row per line and source, and a first run's promise changes (every line new). Left
+    out, so the real step must cost more: ship-complete holds, backorder limits,
+    committed lines, closed lines, the lot that completes a line and its date, lines
+    drawing several lots, the reasons, the summary and the audit digest.
+    """
+    c, out = con, dict[str, float]()
+    with_value = "order_value" in settings.priority_key
+    key = ", ".join([*(_FLOOR_KEY[k] for k in settings.priority_key), "f.oid", "ol.line_no"])
+
+    def step(name: str, sql: str, params: dict[str, object] | None = None) -> None:
+        t = time.perf_counter()
+        c.execute(sql, params or {})
+        out[name] = round(time.perf_counter() - t, 2)
+
+    c.execute("begin")
+    step(
+        "order_facts",
+        "create temp table _floor_orders as select o.order_key, o.priority, "
+        "coalesce(list_position($tiers, c.tier), len($tiers) + 1) as tier_rank, o.placed_at, "
+        + ("coalesce(v.cents, 0)" if with_value else "0")
+        + " as value_cents, row_number() over (order by o.order_id) as oid "
+        "from orders as o left join customers as c on c.customer_key = o.customer_key "
+        + (
+            "left join (select order_key, (sum(qty * unit_price) * 100)::bigint as cents "
+            "from order_lines where status <> 'cancelled' group by all) as v "
+            "on v.order_key = o.order_key "
+            if with_value
+            else ""
+        )
+        + "where o.status = 'open'",
+        {"tiers": settings.tiers},
+    )
+    step(
+        "rank",
+        "create temp table _floor_rank as select ol.line_key, ol.sku_key, ol.qty, "
+        f"row_number() over w as priority_rank, sum(ol.qty) over w as upto "
+        "from order_lines as ol join _floor_orders as f on f.order_key = ol.order_key "
+        f"where ol.status = 'open' window w as (partition by ol.sku_key order by {key})",
+    )
+    step(
+        "shares_write_line_results",
+        "create table _floor_results as with sku as ("
+        "select p.sku_key, coalesce(sum(s.qty) filter (where s.supply_kind = 'stock'), 0) as stock, "
+        "coalesce(sum(s.qty) filter (where s.supply_kind = 'po'), 0) as po "
+        "from supply_lots as s join products as p using (sku) where s.usable group by all), "
+        "shares as (select r.line_key, r.priority_rank, r.qty, "
+        "least(r.qty, greatest(0, k.stock - (r.upto - r.qty)))::bigint as qty_allocated, "
+        "greatest(0, r.upto - r.qty - k.stock) as need_before, k.po "
+        "from _floor_rank as r join sku as k using (sku_key)) "
+        "select line_key, priority_rank, qty, qty_allocated, "
+        "least(qty - qty_allocated, greatest(0, po - need_before))::bigint as qty_promised, "
+        "case when qty_allocated = qty then 1 when qty_allocated + "
+        "least(qty - qty_allocated, greatest(0, po - need_before)) = qty then 2 else 3 end::tinyint "
+        "as status from shares",
+    )
+    step(
+        "write_allocation_rows",
+        "create table _floor_rows as select line_key, 1::tinyint as kind, qty_allocated as qty "
+        "from _floor_results where qty_allocated > 0 union all "
+        "select line_key, 2::tinyint, qty_promised from _floor_results where qty_promised > 0",
+    )
+    step(
+        "write_promise_changes",
+        "create table _floor_changes as select ol.order_id, ol.line_no, 'new' as change, "
+        "r.status from _floor_results as r join order_lines as ol using (line_key)",
+    )
+    step("commit", "commit")
+    # not timed: on this generated data (no ship-complete order, no limit, no committed
+    # or closed line) the stripped allocation must give every line the real one's rank
+    # and shares, or it is not a floor of the same work
+    row = c.execute(
+        "select count(*) from _floor_results as f full join line_results as r using (line_key) "
+        "where r.status in ('cancelled', 'shipped') is not true and ("
+        "f.line_key is null or r.line_key is null or f.priority_rank <> r.priority_rank "
+        "or f.qty_allocated <> r.qty_allocated or f.qty_promised <> r.qty_promised)"
+    ).fetchone()
+    out["lines_differing_from_allocate"] = row[0] if row else -1
+    for t in ("_floor_orders", "_floor_rank"):
+        c.execute(f"drop table {t}")
+    for t in ("_floor_results", "_floor_rows", "_floor_changes"):
+        c.execute(f"drop table {t}")
+    c.execute("checkpoint")
+    return out
+
+
 def write_feeds(con: duckdb.DuckDBPyConnection, landing: Path) -> None:
     """Write the generated tables as Parquet feeds of a landing zone."""
     for feed, cols in {
@@ -186,6 +290,11 @@ def main() -> None:
     ap.add_argument(
         "--cycle", action="store_true", help="also time the whole flow on the same data"
     )
+    ap.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time a stripped allocation on the same data (a lower bound: see floor_steps)",
+    )
     ap.add_argument("--dir", type=Path, help="work folder (default: a temp folder)")
     args = ap.parse_args()
 
@@ -209,6 +318,14 @@ def main() -> None:
     alloc_cpu_s = _cpu_seconds() - cpu0
     rss_alloc = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    if args.floor:
+        floor = floor_steps(con, settings)
+        # reconcile is part of both: the supply the shares draw from
+        floor_total = round(
+            reconcile_s + sum(v for k, v in floor.items() if k != "lines_differing_from_allocate"),
+            2,
+        )
+        floor_result: dict[str, object] = {"floor_steps": floor, "floor_seconds": floor_total}
     loop_rate = loop_allocate(con, limit=args.loop_lines) if args.loop_lines else float("nan")
     alloc_s = reconcile_s + allocate_s
     result: dict[str, object] = {
@@ -232,6 +349,8 @@ def main() -> None:
         "units_from_stock": summary["units_allocated_from_stock"],
         "units_from_po": summary["units_promised_from_po"],
     }
+    if args.floor:
+        result.update(floor_result)
     if args.cycle:
         write_feeds(con, settings.landing)
         con.close()
