@@ -1,4 +1,4 @@
-"""One real Prefect API (a temporary server on 127.0.0.1) for the whole e2e session."""
+"""One real Prefect API (a temporary server on 127.0.0.1) for the e2e tests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from collections.abc import Iterator
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
+# Package scope, not session: the server and Prefect's client workers (events, API
+# logs) stop when the e2e tests end. Left running, their background threads drew from
+# the global `random` while later property tests generated examples, and Hypothesis
+# warned ("Do not use the `random` module inside strategies") on a random test.
+@pytest.fixture(scope="package", autouse=True)
 def prefect_api() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness
 
