@@ -8,9 +8,10 @@ import pytest
 
 
 # Package scope, not session: the server and Prefect's client workers (events, API
-# logs) stop when the e2e tests end. Left running, their background threads drew from
-# the global `random` while later property tests generated examples, and Hypothesis
-# warned ("Do not use the `random` module inside strategies") on a random test.
+# logs) stop when the e2e tests end. Left running, the events worker's websocket sent
+# keepalive pings with a payload from the global `random` (websockets' ping) while
+# later property tests generated examples, and Hypothesis warned ("Do not use the
+# `random` module inside strategies") on whichever test was running.
 @pytest.fixture(scope="package", autouse=True)
 def prefect_api() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness
