@@ -253,9 +253,7 @@ def floor_steps(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str,
         "or f.qty_allocated <> r.qty_allocated or f.qty_promised <> r.qty_promised)"
     ).fetchone()
     out["lines_differing_from_allocate"] = row[0] if row else -1
-    for t in ("_floor_orders", "_floor_rank"):
-        c.execute(f"drop table {t}")
-    for t in ("_floor_results", "_floor_rows", "_floor_changes"):
+    for t in ("_floor_orders", "_floor_rank", "_floor_results", "_floor_rows", "_floor_changes"):
         c.execute(f"drop table {t}")
     c.execute("checkpoint")
     return out
