@@ -38,6 +38,7 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from backorders.adapters import allocation_store, store
+from backorders.domain.priority import order_by_sql
 from backorders.settings import Settings, load_settings
 
 AS_OF = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -159,16 +160,6 @@ def loop_allocate(con: duckdb.DuckDBPyConnection, *, limit: int) -> float:
     return len(todo) / (time.perf_counter() - t)
 
 
-# The priority key on fixed-width columns of _floor_orders: the same order as
-# domain.priority.order_by_sql, with the order id's tie-break read as its position.
-_FLOOR_KEY = {
-    "order_priority": "f.priority desc",
-    "customer_tier": "f.tier_rank asc",
-    "placed_at": "f.placed_at asc",
-    "order_value": "f.value_cents desc",
-}
-
-
 def floor_steps(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, float]:
     """Time a stripped allocation that does less than the real one: a lower bound, seconds per step.
 
@@ -183,7 +174,9 @@ def floor_steps(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str,
     """
     c, out = con, dict[str, float]()
     with_value = "order_value" in settings.priority_key
-    key = ", ".join([*(_FLOOR_KEY[k] for k in settings.priority_key), "f.oid", "ol.line_no"])
+    # the allocation's own key (domain.priority.order_by_sql), on fixed-width columns:
+    # the order value in cents, and as order_id the id's position among the orders
+    key = order_by_sql(settings.priority_key)
 
     def step(name: str, sql: str, params: dict[str, object] | None = None) -> None:
         t = time.perf_counter()
@@ -193,10 +186,10 @@ def floor_steps(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str,
     c.execute("begin")
     step(
         "order_facts",
-        "create temp table _floor_orders as select o.order_key, o.priority, "
+        "create temp table _floor_orders as select o.order_key, o.priority as order_priority, "
         "coalesce(list_position($tiers, c.tier), len($tiers) + 1) as tier_rank, o.placed_at, "
         + ("coalesce(v.cents, 0)" if with_value else "0")
-        + " as value_cents, row_number() over (order by o.order_id) as oid "
+        + " as order_value, row_number() over (order by o.order_id) as order_id "
         "from orders as o left join customers as c on c.customer_key = o.customer_key "
         + (
             "left join (select order_key, (sum(qty * unit_price) * 100)::bigint as cents "
@@ -210,10 +203,11 @@ def floor_steps(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str,
     )
     step(
         "rank",
-        "create temp table _floor_rank as select ol.line_key, ol.sku_key, ol.qty, "
-        f"row_number() over w as priority_rank, sum(ol.qty) over w as upto "
+        "create temp table _floor_rank as select line_key, sku_key, qty, "
+        "row_number() over w as priority_rank, sum(qty) over w as upto "
+        "from (select ol.line_key, ol.sku_key, ol.qty, ol.line_no, f.* exclude (order_key) "
         "from order_lines as ol join _floor_orders as f on f.order_key = ol.order_key "
-        f"where ol.status = 'open' window w as (partition by ol.sku_key order by {key})",
+        f"where ol.status = 'open') window w as (partition by sku_key order by {key})",
     )
     step(
         "shares_write_line_results",
