@@ -118,16 +118,17 @@ class Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         fake._note_request()
         mail_send = self.path.split("?", 1)[0].rstrip("/") == MAIL_SEND_PATH
-        if mail_send:
-            fake._enter()
+        if not mail_send:
+            self._write(self._mail_send_answer(fake, mail_send=False))
+            return
+        fake._enter()
         try:
-            answer = self._mail_send_answer(fake, mail_send=mail_send)
-            if mail_send:
-                fake._hold()
-            self._write(answer)
+            answer = self._mail_send_answer(fake, mail_send=True)
+            fake._hold()
         finally:
-            if mail_send:
-                fake._leave()
+            # Out of flight once answered: the client cannot start its next request before.
+            fake._leave()
+        self._write(answer)
 
     def _write(self, answer: Answer) -> None:
         """Write ``answer`` (or close without one); a client that left is not an error."""
