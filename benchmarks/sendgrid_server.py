@@ -22,15 +22,17 @@ from pathlib import Path
 # the standard library's `email` package (imported by urllib).
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
 import argparse
 import json
 import re
-import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
+
+from backorders.devtools.sendgrid_server.process import spawn
 
 KEY = "SG.bench-key"
 BODY = json.dumps(
@@ -72,22 +74,13 @@ def main() -> int:
     ap.add_argument("--rate-limit", type=float, default=None)
     ap.add_argument("--rate-limit-headers", default="sendgrid")
     args = ap.parse_args()
-    cmd = [sys.executable, "-m", "backorders.devtools.sendgrid_server", "--port", "0"]
-    cmd += ["--key", KEY, "--latency-ms", str(args.latency_ms)]
+    flags = ["--port", "0", "--key", KEY, "--latency-ms", str(args.latency_ms)]
     if args.rate_limit is not None:
-        cmd += ["--rate-limit", str(args.rate_limit)]
-        cmd += ["--rate-limit-headers", args.rate_limit_headers]
-    server = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
+        flags += ["--rate-limit", str(args.rate_limit)]
+        flags += ["--rate-limit-headers", args.rate_limit_headers]
+    server, url = spawn(flags)
     statuses: list[int] = []
     try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip()
         stop = time.monotonic() + args.seconds
 
         def client() -> None:
