@@ -119,11 +119,11 @@ class Handler(BaseHTTPRequestHandler):
         fake._note_request()
         mail_send = self.path.split("?", 1)[0].rstrip("/") == MAIL_SEND_PATH
         if not mail_send:
-            self._write(self._mail_send_answer(fake, mail_send=False))
+            self._write(self._post_answer(fake, mail_send=False))
             return
         fake._enter()
         try:
-            answer = self._mail_send_answer(fake, mail_send=True)
+            answer = self._post_answer(fake, mail_send=True)
             fake._hold()
         finally:
             # Out of flight once answered: the client cannot start its next request before.
@@ -140,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:  # the client gave up (timeout) and closed its end
             self.close_connection = True
 
-    def _mail_send_answer(self, fake: FakeSendGrid, *, mail_send: bool) -> Answer:
+    def _post_answer(self, fake: FakeSendGrid, *, mail_send: bool) -> Answer:
         """Decide the answer to one POST, recording the message when it is accepted."""
         try:
             length = int(self.headers.get("Content-Length") or "0")
