@@ -118,6 +118,10 @@ def ingest_stage(
         "rejected": [
             {"file": r.path, "reason": r.reason} for r in results if r.status == "rejected"
         ],
+        # files that arrived and held nothing (loaded with 0 rows): shown, never passed over
+        "empty": [
+            r.path for r in results if r.status == "loaded" and r.reason == ingest.EMPTY_FILE
+        ],
     }
 
 

@@ -59,6 +59,8 @@ def summary_text(s: dict[str, Any]) -> str:
     out = [f"{k:<{width}}  {v}" for k, v in rows]
     for r in _get(s, "ingest", "rejected", default=[]):
         out.append(f"rejected file: {r['file']}: {r['reason']}")
+    for path in _get(s, "ingest", "empty", default=[]):
+        out.append(f"empty file (loaded, 0 rows): {path}")
     if s.get("message"):
         out.append(f"stopped: {s['message']}")
     return "\n".join(out)
@@ -73,6 +75,9 @@ def summary_markdown(s: dict[str, Any]) -> str:
         md += "\n## Rejected files\n\n" + "\n".join(
             f"- `{r['file']}`: {r['reason']}" for r in rejected
         )
+    empty = _get(s, "ingest", "empty", default=[])
+    if empty:
+        md += "\n\n## Empty files (loaded, 0 rows)\n\n" + "\n".join(f"- `{p}`" for p in empty)
     if s.get("message"):
         md += f"\n\n**Stopped:** {s['message']}\n"
     if s.get("audit_head"):
