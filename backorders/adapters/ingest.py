@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import duckdb
@@ -226,13 +226,16 @@ def _check_rows(
     # the rows the key and cross-table rules apply to (usually all: no filter at all)
     valid = "" if broken == 0 else " where row_number not in (select row_number from _bad)"
     con.execute(f"create temp view _valid as select * from _typed{valid}")
-    # 2. a key repeated in the file; 3. references to other tables, the ETA horizon
+    # 2. a key repeated in the file; 3. references to other tables, the ETA horizon,
+    # over-shipments
     con.execute(f"insert into _bad {feed_rules.duplicate_key_sql(feed)}")
-    rules = feed_rules.rules_sql(feed)
-    if rules:
-        rule_params = {"as_of": as_of, "max_eta_days": settings.max_eta_days}
-        used = {k: v for k, v in rule_params.items() if f"${k}" in rules}
-        con.execute(f"insert into _bad {rules}", used)
+    # 4. implausible values (settings: the timestamp window, the largest quantities)
+    for rules in (feed_rules.rules_sql(feed), feed_rules.bounds_sql(feed)):
+        if rules:
+            params = _rule_params(settings, as_of)
+            con.execute(
+                f"insert into _bad {rules}", {k: v for k, v in params.items() if f"${k}" in rules}
+            )
     bad_rows = int(store.scalar(con, "select count(distinct row_number) from _bad"))
     keep = "" if bad_rows == 0 else " where row_number not in (select row_number from _bad)"
     con.execute(
@@ -267,6 +270,18 @@ def _check_rows(
             {"sha": facts.sha256, "run": run_id},
         )
     res.status = "loaded"
+
+
+def _rule_params(settings: Settings, as_of: datetime) -> dict[str, object]:
+    """The parameters the rule statements may bind (each takes the ones it names)."""
+    params: dict[str, object] = {
+        "as_of": as_of,
+        "latest": as_of + timedelta(days=settings.max_future_days),
+        "earliest": datetime.combine(settings.earliest_date, time(), tzinfo=UTC),
+        "max_future_days": settings.max_future_days,
+    }
+    params.update({name: getattr(settings, name) for name in feed_rules.BOUND_SETTINGS})
+    return params
 
 
 def _check_last_record(con: duckdb.DuckDBPyConnection, facts: FileFacts) -> None:
