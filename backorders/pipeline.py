@@ -198,10 +198,16 @@ def reconcile_stage(
     with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
         pos = allocation_store.reconcile(con, as_of=as_of, settings=settings)
         with store.transaction(con):
-            suites = gx_runner.run_suites(con, ("mart_book_stock",), run_id)
-    failed = [s.suite for s in suites if not s.success]
+            suites = gx_runner.run_suites(
+                con, ("mart_book_stock",), run_id, failure_rows=settings.mart_failure_rows
+            )
+    failed = [s for s in suites if not s.success]
     if failed:
-        raise GateClosed(f"inventory equations do not hold (suite {', '.join(failed)})")
+        named = "; ".join(s.describe_violations() for s in failed if s.violation_count)
+        raise GateClosed(
+            f"inventory equations do not hold (suite {', '.join(s.suite for s in failed)})"
+            + (f": {named}" if named else "")
+        )
     progress(
         f"reconcile: usable stock {pos.usable_stock_units} units on {pos.skus_in_stock} skus "
         f"({pos.safety_units} held back as safety stock); incoming {pos.incoming_units} units on "
