@@ -181,27 +181,37 @@ def test_override_of_other_inaccurate_counts_is_not_applied(gate_settings: Setti
 
 _CHILD = textwrap.dedent(
     """
-    import sys
+    import resource, signal, sys
     from datetime import datetime
     from pathlib import Path
     from backorders import pipeline
     from backorders.settings import load_settings
 
-    s = load_settings(landing=Path(sys.argv[1]), db=Path(sys.argv[2]))
+    s = load_settings(landing=Path(sys.argv[1]), db=Path(sys.argv[2]), stock_min_row_ratio=0)
     as_of = datetime.fromisoformat(sys.argv[3])
-    pipeline.ingest_stage(s, "killed", as_of, lambda m: None)
+    pipeline.ingest_stage(s, "failed", as_of, lambda m: None)
+    if sys.argv[4] == "disk_full":
+        # no file may grow past 1 KiB from here on: the database's writes fail as on a
+        # full disk (EFBIG instead of ENOSPC; SIGXFSZ ignored so that the write fails)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, resource.RLIM_INFINITY))
     print("validating", flush=True)
-    pipeline.validate_stage(s, "killed", lambda m: None)
+    try:
+        pipeline.validate_stage(s, "failed", lambda m: None)
+    except Exception as exc:
+        print(f"{type(exc).__name__}: {exc}", flush=True)
+        sys.exit(3)
     print("validated", flush=True)
     """
 )
 
 
-def test_validation_killed_half_way_leaves_the_gate_closed_for_the_rerun(
-    gate_settings: Settings,
+@pytest.mark.parametrize("failure", ["disk_full", "killed"])
+def test_validation_that_fails_half_way_leaves_the_gate_closed_for_the_rerun(
+    failure: str, gate_settings: Settings
 ) -> None:
-    # Arrange: a run killed (SIGKILL, as a full disk or an OOM kill would end it) inside
-    # its validation, after its ingest committed the inaccurate recount
+    # Arrange: a run whose ingest committed the inaccurate recount, then whose validation
+    # failed: its database writes refused (as on a full disk), or killed (SIGKILL)
     child = subprocess.Popen(
         [
             sys.executable,
@@ -210,6 +220,7 @@ def test_validation_killed_half_way_leaves_the_gate_closed_for_the_rerun(
             str(gate_settings.landing),
             str(gate_settings.db),
             AS_OF.isoformat(),
+            failure,
         ],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
@@ -217,13 +228,18 @@ def test_validation_killed_half_way_leaves_the_gate_closed_for_the_rerun(
     )
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "validating"
-    child.kill()
-    rc = child.wait(timeout=60)
-    assert rc == -9, "the child was to be killed inside its validation"
+    if failure == "killed":
+        child.kill()
+    rest = child.stdout.read()
+    rc = child.wait(timeout=120)
+    if failure == "killed":
+        assert rc == -9, "the child was to be killed inside its validation"
+    else:
+        assert rc == 3 and "File too large" in rest, rest
 
     # Act: the rerun, with no new file
     with pytest.raises(pipeline.GateClosed, match=r"75\.0% is below"):
         _cycle_to_gate(gate_settings, "run-2")
 
-    # Assert: the killed run's counts were judged by the rerun
+    # Assert: the failed run's counts were judged by the rerun
     assert _gate_rows(gate_settings) == [("run-2", "closed", 12, 3)]
