@@ -7,24 +7,35 @@ with incoming as (
     from _valid as t
     left join order_lines as ol on ol.order_id = t.order_id and ol.line_no = t.line_no
 ),
+matching as (
+    select * from incoming where known and sku = line_sku
+),
 stored as (
     -- shipments already stored for these lines, except those this file restates (by key)
     select s.order_id, s.line_no, sum(s.qty) as qty
     from shipments as s
-    semi join incoming as i on i.order_id = s.order_id and i.line_no = s.line_no
+    semi join matching as i on i.order_id = s.order_id and i.line_no = s.line_no
     anti join _valid as v
         on v.shipment_id = s.shipment_id and v.order_id = s.order_id and v.line_no = s.line_no
     group by all
 ),
-running as (
-    select i.*, coalesce(st.qty, 0) as qty_stored,
-           coalesce(st.qty, 0) + sum(i.qty) over (
-               partition by i.order_id, i.line_no
-               order by i.shipped_at, i.shipment_id, i.row_number
-               rows between unbounded preceding and current row) as qty_shipped_total
-    from incoming as i
+over_lines as (
+    -- the lines this file would over-ship (a hash aggregate; usually none)
+    select m.order_id, m.line_no, coalesce(any_value(st.qty), 0) as qty_stored
+    from matching as m
     left join stored as st using (order_id, line_no)
-    where i.known and i.sku = i.line_sku
+    group by m.order_id, m.line_no
+    having coalesce(any_value(st.qty), 0) + sum(m.qty) > any_value(m.qty_ordered)
+),
+running as (
+    -- only their rows are put in shipped_at order
+    select m.*, o.qty_stored,
+           o.qty_stored + sum(m.qty) over (
+               partition by m.order_id, m.line_no
+               order by m.shipped_at, m.shipment_id, m.row_number
+               rows between unbounded preceding and current row) as qty_shipped_total
+    from matching as m
+    join over_lines as o using (order_id, line_no)
 ),
 over_shipped as (
     select row_number,
