@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     earliest_date: date = date(2000, 1, 1)
     max_quantity: int = Field(default=1_000_000, gt=0)
     max_on_hand: int = Field(default=100_000_000, gt=0)
+    max_unit_price: int = Field(default=1_000_000, gt=0)
     mart_failure_rows: int = Field(default=20, ge=1, le=1000)
     sendgrid_host: str = "https://api.sendgrid.com"
     sendgrid_api_key: SecretStr | None = Field(

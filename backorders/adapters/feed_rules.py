@@ -314,14 +314,14 @@ def merge_sql(feed: Feed, *, empty: bool = False) -> str:
 
 
 # The settings a bound may name (Column.max_setting), and the timestamp window's.
-BOUND_SETTINGS = ("max_quantity", "max_on_hand", "max_eta_days")
+BOUND_SETTINGS = ("max_quantity", "max_on_hand", "max_unit_price", "max_eta_days")
 
 
 def bounds_sql(feed: Feed) -> str | None:
     """Rows of `_valid` with an implausible value: a reason per broken bound, or None.
 
     Every timestamp must lie between `$earliest` (the setting earliest_date) and
-    `$latest` (the run's as-of plus max_future_days); every int column with a
+    `$latest` (the run's as-of plus max_future_days); every number column with a
     `max_setting` must be at most that setting (bound as `$<setting>`). The values
     are typed here (the row rules passed), so every format is judged the same way.
     """

@@ -6,6 +6,9 @@ insert into inventory_accuracy
 with new_counts as (
     select c.location_id, c.sku, c.on_hand as counted, c.as_of
     from stock_counts as c
+    -- a run with a gate decision judged its counts (in the same transaction): only the
+    -- counts of runs without one are looked at, against the judgments so far
+    anti join inventory_gate as g on g.run_id = c.run_id
     anti join inventory_accuracy as j
         on j.location_id = c.location_id and j.sku = c.sku and j.as_of = c.as_of
     -- the same count in two files: judged once
