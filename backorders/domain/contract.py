@@ -45,6 +45,8 @@ class Feed:
 
 
 C = Column
+# The quantity of an order line, a PO line or a shipment: one rule for the three.
+QTY = C("qty", "int", required=True, min_value=0, min_exclusive=True, max_setting="max_quantity")
 
 FEEDS: dict[str, Feed] = {
     f.name: f
@@ -100,14 +102,7 @@ FEEDS: dict[str, Feed] = {
                 C("order_id", "str", required=True),
                 C("line_no", "int", required=True),
                 C("sku", "str", required=True),
-                C(
-                    "qty",
-                    "int",
-                    required=True,
-                    min_value=0,
-                    min_exclusive=True,
-                    max_setting="max_quantity",
-                ),
+                QTY,
                 C(
                     "unit_price",
                     "decimal",
@@ -139,14 +134,7 @@ FEEDS: dict[str, Feed] = {
                 C("line_no", "int", required=True),
                 C("supplier_id", "str", required=True),
                 C("sku", "str", required=True),
-                C(
-                    "qty",
-                    "int",
-                    required=True,
-                    min_value=0,
-                    min_exclusive=True,
-                    max_setting="max_quantity",
-                ),
+                QTY,
                 C("location_id", "str", required=True),
                 C("expected_at", "date", required=True),
                 C("status", "str", required=True, choices=("open", "received", "cancelled")),
@@ -176,14 +164,7 @@ FEEDS: dict[str, Feed] = {
                 C("order_id", "str", required=True),
                 C("line_no", "int", required=True),
                 C("sku", "str", required=True),
-                C(
-                    "qty",
-                    "int",
-                    required=True,
-                    min_value=0,
-                    min_exclusive=True,
-                    max_setting="max_quantity",
-                ),
+                QTY,
                 C("location_id", "str", required=True),
                 C("shipped_at", "timestamp", required=True),
             ),
