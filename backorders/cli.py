@@ -316,7 +316,11 @@ def cmd_accept_inventory(args: argparse.Namespace) -> int:
     if not reason:
         print("backorders: --reason must say why the counts are right", file=sys.stderr)
         return 2
-    by = (args.by or "").strip() or getpass.getuser()
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        login = "unknown"
+    by = (args.by or "").strip() or login
     settings = load_settings(db=args.db)
     if not settings.db.exists():
         print(f"backorders: no database at {settings.db}", file=sys.stderr)
