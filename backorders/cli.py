@@ -78,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify-audit", help="check the audit log's hash chain")
     v.add_argument("--db", type=Path)
 
+    ai = sub.add_parser(
+        "accept-inventory",
+        help="accept the stock as counted: the next run allocates once despite the closed "
+        "inventory accuracy gate (audited)",
+    )
+    ai.add_argument("--db", type=Path)
+    ai.add_argument("--reason", required=True, help="why the counts are right (audited)")
+    ai.add_argument("--by", help="who accepts them (default: the login name)")
+
     sv = sub.add_parser("serve", help="serve the deployments (schedules, supplier-delay rerun)")
     sv.add_argument("--landing", type=Path)
     sv.add_argument("--db", type=Path)
@@ -296,6 +305,41 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
     return 0 if not problems else 1
 
 
+def cmd_accept_inventory(args: argparse.Namespace) -> int:
+    """Record an audited override of the closed inventory accuracy gate, for the next run."""
+    import getpass
+
+    from backorders.adapters import inventory_gate, store
+    from backorders.settings import load_settings
+
+    reason = args.reason.strip()
+    if not reason:
+        print("backorders: --reason must say why the counts are right", file=sys.stderr)
+        return 2
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        login = "unknown"
+    by = (args.by or "").strip() or login
+    settings = load_settings(db=args.db)
+    if not settings.db.exists():
+        print(f"backorders: no database at {settings.db}", file=sys.stderr)
+        return 2
+    try:
+        with store.connect(settings.db) as con, store.transaction(con):
+            o = inventory_gate.record_override(con, by=by, reason=reason, now=datetime.now(UTC))
+    except (store.StoreError, inventory_gate.GateNotClosed) as exc:
+        print(f"backorders: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"override {o['override_id']} recorded by {by}: the next run allocates once despite the "
+        f"gate closed by run {o['closed_run_id']} ({o['inaccurate_items']} of "
+        f"{o['judged_items']} counted items differ from book stock), if those are still the "
+        "inaccurate counts; the run after it judges the stock again"
+    )
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the nightly cycle and the supplier-delay rerun as Prefect deployments."""
     from flows.deployments import serve_all
@@ -315,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         "emails": cmd_emails,
         "verify-audit": cmd_verify_audit,
         "serve": cmd_serve,
+        "accept-inventory": cmd_accept_inventory,
     }[args.command]
     from pydantic import ValidationError
 

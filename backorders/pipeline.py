@@ -12,7 +12,15 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from backorders.adapters import allocation_store, audit, gx_runner, ingest, outbox, store
+from backorders.adapters import (
+    allocation_store,
+    audit,
+    gx_runner,
+    ingest,
+    inventory_gate,
+    outbox,
+    store,
+)
 from backorders.settings import Settings
 from expectations import FEED_SUITES, POST_ALLOCATION_SUITES
 
@@ -118,34 +126,26 @@ def ingest_stage(
         "rejected": [
             {"file": r.path, "reason": r.reason} for r in results if r.status == "rejected"
         ],
+        # files that arrived and held nothing (loaded with 0 rows): shown, never passed over
+        "empty": [
+            r.path for r in results if r.status == "loaded" and r.reason == ingest.EMPTY_FILE
+        ],
     }
 
 
 def validate_stage(settings: Settings, run_id: str, progress: Progress) -> dict[str, Any]:
-    """Check this run's feed batches (GX) and inventory accuracy; close the gate if too low."""
+    """Check this run's feed batches (GX) and the stock basis' accuracy; close the gate if low.
+
+    One transaction: the counts judged, the suites' results, the gate's decision (and the
+    override it used) commit together or not at all, so a validation that dies half way
+    leaves its counts to be judged by the next run (backorders.adapters.inventory_gate).
+    """
     with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
         gx_runner.limit_duckdb_memory(con)  # the batches live in Python, not in DuckDB
         with store.transaction(con):
-            store.run(
-                con,
-                "marts/inventory_accuracy",
-                {
-                    "run_id": run_id,
-                    "tol_units": settings.accuracy_tolerance_units,
-                    "tol_pct": settings.accuracy_tolerance_pct,
-                },
-            )
+            judged = inventory_gate.judge_new_counts(con, run_id, settings)
             suites = gx_runner.run_suites(con, FEED_SUITES, run_id)
-        counted, accurate = con.execute(
-            "select count(*), count(*) filter (where accurate) from inventory_accuracy "
-            "where run_id = $r",
-            {"r": run_id},
-        ).fetchone() or (0, 0)
-        accuracy = (accurate / counted) if counted else None
-        summary = {
-            "inventory_accuracy": accuracy,
-            "recounted_items": counted,
-            "suites": {
+            suite_summary = {
                 s.suite: {
                     "success": s.success,
                     "rows": s.rows,
@@ -153,32 +153,38 @@ def validate_stage(settings: Settings, run_id: str, progress: Progress) -> dict[
                     "seconds": s.seconds,
                 }
                 for s in suites
-            },
-        }
-        for s in suites:
-            if not s.success:
-                progress(f"validation: suite {s.suite} failed {len(s.failed)} expectation(s)")
-        with store.transaction(con):
+            }
             audit.append(
                 con,
                 run_id,
-                [audit.AuditEvent("validation", "run", run_id, summary)],
+                [audit.AuditEvent("validation", "run", run_id, {"suites": suite_summary})],
                 logged_at=utcnow(),
             )
-    if accuracy is None:
-        progress("inventory accuracy: no recounted items in this run (nothing to compare)")
+            gate = inventory_gate.decide(con, run_id, settings, newly_judged=judged, now=utcnow())
+    summary = {
+        "inventory_accuracy": gate.accuracy,
+        "recounted_items": gate.judged_items,
+        "gate": gate.summary(),
+        "suites": suite_summary,
+    }
+    for s in suites:
+        if not s.success:
+            progress(f"validation: suite {s.suite} failed {len(s.failed)} expectation(s)")
+    if gate.accuracy is None:
+        progress("inventory accuracy: no count of the stock basis was judged (nothing to compare)")
     else:
         progress(
-            f"inventory accuracy: {accuracy:.1%} of {counted} recounted items match book stock"
+            f"inventory accuracy: {gate.accuracy:.1%} of {gate.judged_items} counted items of the "
+            f"stock basis match book stock ({judged} count(s) judged in this run)"
         )
-    if accuracy is not None and accuracy < settings.min_inventory_accuracy:
-        raise GateClosed(
-            f"inventory accuracy {accuracy:.1%} is below the configured minimum "
-            f"{settings.min_inventory_accuracy:.1%} ({counted - accurate} of {counted} recounted "
-            "items differ from book stock): allocation stopped so that no promise is made on "
-            "wrong stock. See table inventory_accuracy for the items; fix the counts or lower "
-            "min_inventory_accuracy, then rerun."
+    if gate.override:
+        o = gate.override
+        progress(
+            f"inventory accuracy gate: override {o['override_id']} by {o['by']} "
+            f"({o['reason']!r}): {o['outcome']}"
         )
+    if gate.state == "closed":
+        raise GateClosed(gate.message)
     critical = [s.suite for s in suites if s.critical and not s.success]
     if critical:
         raise GateClosed(f"critical validation suite(s) failed: {', '.join(critical)}")
@@ -192,10 +198,16 @@ def reconcile_stage(
     with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
         pos = allocation_store.reconcile(con, as_of=as_of, settings=settings)
         with store.transaction(con):
-            suites = gx_runner.run_suites(con, ("mart_book_stock",), run_id)
-    failed = [s.suite for s in suites if not s.success]
+            suites = gx_runner.run_suites(
+                con, ("mart_book_stock",), run_id, failure_rows=settings.mart_failure_rows
+            )
+    failed = [s for s in suites if not s.success]
     if failed:
-        raise GateClosed(f"inventory equations do not hold (suite {', '.join(failed)})")
+        named = "; ".join(s.describe_violations() for s in failed if s.violation_count)
+        raise GateClosed(
+            f"inventory equations do not hold (suite {', '.join(s.suite for s in failed)})"
+            + (f": {named}" if named else "")
+        )
     progress(
         f"reconcile: usable stock {pos.usable_stock_units} units on {pos.skus_in_stock} skus "
         f"({pos.safety_units} held back as safety stock); incoming {pos.incoming_units} units on "

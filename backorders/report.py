@@ -13,6 +13,14 @@ def _get(d: dict[str, Any], *path: str, default: Any = 0) -> Any:
     return d
 
 
+def _gate_note(gate: dict[str, Any]) -> str:
+    """How the accuracy gate decided, when a person's override was involved."""
+    o = gate.get("override") if isinstance(gate, dict) else None
+    if not o:
+        return ""
+    return f" (override {o['override_id']} by {o['by']}: {o['outcome']})"
+
+
 def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline figures of a run as (label, value) pairs."""
     status = _get(s, "allocate", "lines_by_status", default={})
@@ -29,8 +37,9 @@ def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
         (
             "inventory accuracy",
             f"{acc:.1%} of {_get(s, 'validate', 'recounted_items')} recounted items"
+            + _gate_note(_get(s, "validate", "gate", default={}))
             if acc is not None
-            else "no recount in this run",
+            else "no recounted item in the stock basis",
         ),
         ("lines backordered", str(backordered)),
         ("lines filled from stock", str(status.get("allocated", 0))),
@@ -59,6 +68,8 @@ def summary_text(s: dict[str, Any]) -> str:
     out = [f"{k:<{width}}  {v}" for k, v in rows]
     for r in _get(s, "ingest", "rejected", default=[]):
         out.append(f"rejected file: {r['file']}: {r['reason']}")
+    for path in _get(s, "ingest", "empty", default=[]):
+        out.append(f"empty file (loaded, 0 rows): {path}")
     if s.get("message"):
         out.append(f"stopped: {s['message']}")
     return "\n".join(out)
@@ -73,6 +84,9 @@ def summary_markdown(s: dict[str, Any]) -> str:
         md += "\n## Rejected files\n\n" + "\n".join(
             f"- `{r['file']}`: {r['reason']}" for r in rejected
         )
+    empty = _get(s, "ingest", "empty", default=[])
+    if empty:
+        md += "\n\n## Empty files (loaded, 0 rows)\n\n" + "\n".join(f"- `{p}`" for p in empty)
     if s.get("message"):
         md += f"\n\n**Stopped:** {s['message']}\n"
     if s.get("audit_head"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +55,13 @@ class Settings(BaseSettings):
     accuracy_tolerance_pct: float = Field(default=0.0, ge=0.0, le=1.0)
     max_eta_days: int = Field(default=730, gt=0)
     stock_min_row_ratio: float = Field(default=0.5, ge=0.0, le=1.0)
+    # feed bounds and the accuracy gate's override (docs/feeds.md, docs/operations.md)
+    max_future_days: int = Field(default=1, ge=0)
+    earliest_date: date = date(2000, 1, 1)
+    max_quantity: int = Field(default=1_000_000, gt=0)
+    max_on_hand: int = Field(default=100_000_000, gt=0)
+    max_unit_price: int = Field(default=1_000_000, gt=0)
+    mart_failure_rows: int = Field(default=20, ge=1, le=1000)
     sendgrid_host: str = "https://api.sendgrid.com"
     sendgrid_api_key: SecretStr | None = Field(
         default=None,

@@ -13,6 +13,16 @@ where a.run_id = $run_id
 group by all
 """
 
+# The rows that break the suite, with what they break (gx_runner names them when it fails).
+VIOLATIONS = """
+select sku, supply_kind, supply_ref, given, available,
+       sku || ' from ' || supply_kind || ' ' || supply_ref || ': gave ' || given || ', '
+       || coalesce('has ' || available, 'no such supply lot') as broken
+from batch
+where available is null or given > available
+order by sku, supply_kind, supply_ref
+"""
+
 
 def expectations(gx: Any) -> list[Any]:
     """The checks of this suite."""

@@ -13,6 +13,27 @@ from line_status
 where status not in ('shipped', 'cancelled')
 """
 
+# The rows that break the suite, with what they break (gx_runner names them when it fails).
+VIOLATIONS = """
+select order_id, line_no, status, balance_gap,
+       'line ' || order_id || ':' || line_no || ': ' || concat_ws(', ',
+           case when copies > 1 then 'listed ' || copies || ' times' end,
+           case when balance_gap <> 0
+                then 'ordered - shipped - allocated - promised - unpromised = ' || balance_gap end,
+           case when qty_allocated < 0 or qty_promised < 0 or qty_unpromised < 0
+                then 'a negative quantity (allocated ' || qty_allocated || ', promised '
+                     || qty_promised || ', unpromised ' || qty_unpromised || ')' end,
+           case when priority_rank is null then 'no priority rank' end,
+           case when status not in ('allocated', 'partially_allocated', 'promised', 'unpromised',
+                                    'not_backorderable') then 'status ' || status end) as broken
+from (select *, count(*) over (partition by order_id, line_no) as copies from batch) as b
+where copies > 1 or balance_gap <> 0 or qty_allocated < 0 or qty_promised < 0
+   or qty_unpromised < 0 or priority_rank is null
+   or status not in ('allocated', 'partially_allocated', 'promised', 'unpromised',
+                     'not_backorderable')
+order by order_id, line_no
+"""
+
 
 def expectations(gx: Any) -> list[Any]:
     """The checks of this suite."""

@@ -301,8 +301,13 @@ def _unwrap(col: str) -> str:
 def read_jsonl(
     con: duckdb.DuckDBPyConnection, feed: Feed, path: Path, facts: FileFacts
 ) -> ReadResult:
-    """Read a JSONL file line by line; a line that is not a JSON object is kept as broken."""
+    """Read a JSONL file line by line; a line that is not a JSON object is kept as broken.
+
+    A file of no JSON line (0 bytes, or blank lines only) is a JSONL file of no record.
+    """
     drop_temp(con, "_raw", "_lines")
+    if facts.size == 0:
+        return ReadResult(rows=0)
     # blank lines are skipped; `ok`: the line is a JSON object
     con.execute(
         "create temp table _lines as select row_number, line, "
@@ -319,7 +324,7 @@ def read_jsonl(
         {"last": facts.lines},
     ).fetchone()  # type: ignore[misc]
     if n == 0:
-        raise FileRejected("empty file: no JSON lines")
+        return ReadResult(rows=0)
     if bad_last and not facts.ends_with_newline:
         raise FileRejected(
             f"truncated: the last line ({facts.lines}) is not complete JSON and the file does not "

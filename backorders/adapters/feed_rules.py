@@ -311,3 +311,51 @@ def merge_sql(feed: Feed, *, empty: bool = False) -> str:
         f"when not matched then insert ({', '.join(_q(c) for c in ins_cols)}) "
         f"values ({', '.join(ins_vals)})"
     )
+
+
+# The settings a bound may name (Column.max_setting), and the timestamp window's.
+BOUND_SETTINGS = ("max_quantity", "max_on_hand", "max_unit_price", "max_eta_days")
+
+
+def bounds_sql(feed: Feed) -> str | None:
+    """Rows of `_valid` with an implausible value: a reason per broken bound, or None.
+
+    Every timestamp must lie between `$earliest` (the setting earliest_date) and
+    `$latest` (the run's as-of plus max_future_days); every number column with a
+    `max_setting` must be at most that setting (bound as `$<setting>`). The values
+    are typed here (the row rules passed), so every format is judged the same way.
+    """
+    ts = "strftime({v}, '%Y-%m-%dT%H:%M:%SZ')"
+    rules: list[Rule] = []
+    for c in feed.columns:
+        v = _q(c.name)
+        if c.type == "timestamp":
+            shown = ts.format(v=v)
+            rules.append(
+                (
+                    f"{v} > $latest",
+                    f"'{c.name}: ' || {shown} || ' is later than the run''s as-of ' "
+                    f"|| {ts.format(v='$as_of::timestamptz')} || ' plus ' || $max_future_days "
+                    "|| ' day(s) (rule max_future_days): a typo or a wrong clock?'",
+                )
+            )
+            rules.append(
+                (
+                    f"{v} < $earliest",
+                    f"'{c.name}: ' || {shown} || ' is before ' || $earliest::date::varchar "
+                    "|| ' (rule earliest_date): a typo or a placeholder date?'",
+                )
+            )
+        elif c.max_setting is not None:
+            rules.append(
+                (
+                    f"{v} > ${c.max_setting}",
+                    f"'{c.name}: ' || {v}::varchar || ' is more than ' || ${c.max_setting} "
+                    f"|| ' (rule {c.max_setting}): a typo?'",
+                )
+            )
+    if not rules:
+        return None
+    broken = " or ".join(f"({cond})" for cond, _ in rules)
+    reasons = ", ".join(f"case when {cond} then {text} end" for cond, text in rules)
+    return f"select row_number, concat_ws('; ', {reasons}) as reason from _valid where {broken}"

@@ -59,6 +59,21 @@ class SuiteResult:
     evaluated: int
     failed: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    # a failed suite with a VIOLATIONS query: how many rows break it, and the first few
+    violation_count: int = 0
+    violations: list[dict[str, Any]] = field(default_factory=list)
+
+    def describe_violations(self) -> str:
+        """The rows that broke the suite, in words (empty when the suite names none)."""
+        if not self.violation_count:
+            return ""
+        shown = "; ".join(str(v.get("broken")) for v in self.violations)
+        more = self.violation_count - len(self.violations)
+        return (
+            f"{self.violation_count} row(s) break suite {self.suite}: {shown}"
+            + (f"; and {more} more" if more > 0 else "")
+            + " (all of them: table validation_results)"
+        )
 
 
 _context: Any = None
@@ -349,12 +364,50 @@ def _run_all(
     return [results[n] for n in names]
 
 
+def _violations(
+    con: duckdb.DuckDBPyConnection, result: SuiteResult, name: str, run_id: str, limit: int
+) -> None:
+    """Name the rows that broke a failed suite: its module's VIOLATIONS query, over `batch`.
+
+    An expectation's own result gives only sample values of one column; a person needs
+    the keys (which sku, which location) and the figures, and how many rows there are.
+    """
+    mod = importlib.import_module(f"expectations.{name}")
+    query = getattr(mod, "VIOLATIONS", None)
+    if result.success or query is None:
+        return
+    sql = f"with batch as ({mod.QUERY}) {query}"
+    params = {"run_id": run_id} if "$run_id" in sql else {}
+    result.violation_count = int(
+        con.execute(f"select count(*) from ({sql}) as v", params).fetchall()[0][0]
+    )
+    rel = con.execute(f"select * from ({sql}) as v limit $limit", params | {"limit": limit})
+    cols = [d[0] for d in rel.description or ()]
+    result.violations = [dict(zip(cols, row, strict=True)) for row in rel.fetchall()]
+    result.failed.append(
+        {
+            "expectation": "violations",
+            "unexpected_count": result.violation_count,
+            "rows": result.violations,
+        }
+    )
+
+
 def run_suites(
-    con: duckdb.DuckDBPyConnection, names: tuple[str, ...], run_id: str
+    con: duckdb.DuckDBPyConnection,
+    names: tuple[str, ...],
+    run_id: str,
+    *,
+    failure_rows: int = 20,
 ) -> list[SuiteResult]:
-    """Run several suites, store each result in validation_results, and return them."""
+    """Run several suites, store each result in validation_results, and return them.
+
+    A failed suite whose module has a VIOLATIONS query names its first `failure_rows`
+    offending rows, and their count, in its result and in validation_results.
+    """
     results = _run_all(con, names, run_id)
-    for r in results:
+    for name, r in zip(names, results, strict=True):
+        _violations(con, r, name, run_id, failure_rows)
         con.execute(
             "insert into validation_results values ($run, $suite, $batch, $ok, $ev, $nf, $details::json)",
             {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import duckdb
@@ -29,6 +29,9 @@ from backorders.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# The reason recorded for a file that loaded with no data row.
+EMPTY_FILE = "empty: the file holds no data rows"
+
 
 @dataclass
 class FileResult:
@@ -37,9 +40,9 @@ class FileResult:
     feed: str
     path: str
     sha256: str
-    status: (
-        str  # loaded, rejected, skipped (no data rows), duplicate (seen before: not recorded again)
-    )
+    # loaded (also with 0 rows: an empty file is recorded, never passed over), rejected,
+    # duplicate (seen before: not recorded again)
+    status: str
     rows_loaded: int = 0
     rows_quarantined: int = 0
     reason: str | None = None
@@ -89,8 +92,10 @@ def ingest_landing(
         detail = f"{res.rows_loaded} rows loaded, {res.rows_quarantined} quarantined"
         if res.status == "rejected":
             detail = f"REJECTED: {res.reason}"
-        elif res.status in ("duplicate", "skipped"):
+        elif res.status == "duplicate":
             detail = res.reason or res.status
+        elif res.reason:
+            detail += f" ({res.reason})"
         progress(f"[{i}/{len(files)}] {feed.name}/{path.name}: {detail}")
         for w in res.warnings:
             progress(f"    warning: {w}")
@@ -155,18 +160,23 @@ def _load(
     as_of: datetime,
     settings: Settings,
 ) -> None:
-    if facts.size == 0:
+    ext = path.suffix.lower()
+    # a JSONL file of no record is complete as it is; a CSV without its header and a
+    # Parquet file without its footer are not files of the feed at all
+    if facts.size == 0 and ext != ".jsonl":
         raise FileRejected("empty file (0 bytes)")
     if not facts.utf8:
         raise FileRejected(f"not UTF-8 text ({facts.utf8_error}); export the file as UTF-8")
-    read = READERS[path.suffix.lower()](con, feed, path, facts)
+    read = READERS[ext](con, feed, path, facts)
     res.warnings.extend(read.warnings)
     if read.rows == 0:
         if feed.name == "stock":
-            raise FileRejected("empty stock snapshot: header only, no rows")
-        res.status, res.reason = "skipped", "no data rows"
+            raise FileRejected("empty stock snapshot: no rows")
+        # recorded as loaded with 0 rows (ingested_files, audit, run summary): an
+        # operator sees that the file arrived and held nothing
+        res.status, res.reason = "loaded", EMPTY_FILE
         return
-    if path.suffix.lower() != ".parquet":
+    if ext != ".parquet":
         _check_rows(
             con, feed, path, facts, res, read, run_id=run_id, as_of=as_of, settings=settings
         )
@@ -216,13 +226,16 @@ def _check_rows(
     # the rows the key and cross-table rules apply to (usually all: no filter at all)
     valid = "" if broken == 0 else " where row_number not in (select row_number from _bad)"
     con.execute(f"create temp view _valid as select * from _typed{valid}")
-    # 2. a key repeated in the file; 3. references to other tables, the ETA horizon
+    # 2. a key repeated in the file; 3. references to other tables, the ETA horizon,
+    # over-shipments
     con.execute(f"insert into _bad {feed_rules.duplicate_key_sql(feed)}")
-    rules = feed_rules.rules_sql(feed)
-    if rules:
-        rule_params = {"as_of": as_of, "max_eta_days": settings.max_eta_days}
-        used = {k: v for k, v in rule_params.items() if f"${k}" in rules}
-        con.execute(f"insert into _bad {rules}", used)
+    # 4. implausible values (settings: the timestamp window, the largest quantities)
+    for rules in (feed_rules.rules_sql(feed), feed_rules.bounds_sql(feed)):
+        if rules:
+            params = _rule_params(settings, as_of)
+            con.execute(
+                f"insert into _bad {rules}", {k: v for k, v in params.items() if f"${k}" in rules}
+            )
     bad_rows = int(store.scalar(con, "select count(distinct row_number) from _bad"))
     keep = "" if bad_rows == 0 else " where row_number not in (select row_number from _bad)"
     con.execute(
@@ -257,6 +270,18 @@ def _check_rows(
             {"sha": facts.sha256, "run": run_id},
         )
     res.status = "loaded"
+
+
+def _rule_params(settings: Settings, as_of: datetime) -> dict[str, object]:
+    """The parameters the rule statements may bind (each takes the ones it names)."""
+    params: dict[str, object] = {
+        "as_of": as_of,
+        "latest": as_of + timedelta(days=settings.max_future_days),
+        "earliest": datetime.combine(settings.earliest_date, time(), tzinfo=UTC),
+        "max_future_days": settings.max_future_days,
+    }
+    params.update({name: getattr(settings, name) for name in feed_rules.BOUND_SETTINGS})
+    return params
 
 
 def _check_last_record(con: duckdb.DuckDBPyConnection, facts: FileFacts) -> None:

@@ -19,6 +19,9 @@ class Column:
     choices: tuple[str, ...] = ()  # allowed values for an enumerated str column
     min_value: int | None = None  # inclusive lower bound for int/decimal
     min_exclusive: bool = False  # True: value must be > min_value
+    # the setting that caps an int column (a larger value is quarantined as implausible);
+    # every timestamp column is bounded by the run's as-of and earliest_date instead
+    max_setting: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Feed:
 
 
 C = Column
+# The quantity of an order line, a PO line or a shipment: one rule for the three.
+QTY = C("qty", "int", required=True, min_value=0, min_exclusive=True, max_setting="max_quantity")
 
 FEEDS: dict[str, Feed] = {
     f.name: f
@@ -67,9 +72,9 @@ FEEDS: dict[str, Feed] = {
                 C("name", "str"),
                 C("status", "str", required=True, choices=("active", "discontinued")),
                 C("backorderable", "bool", required=True),
-                C("max_backorder_qty", "int", min_value=0),
-                C("safety_stock", "int", default="0", min_value=0),
-                C("lead_time_days", "int", min_value=0),
+                C("max_backorder_qty", "int", min_value=0, max_setting="max_quantity"),
+                C("safety_stock", "int", default="0", min_value=0, max_setting="max_on_hand"),
+                C("lead_time_days", "int", min_value=0, max_setting="max_eta_days"),
                 C("substitute_skus", "list"),
                 C("updated_at", "timestamp", required=True),
             ),
@@ -97,8 +102,14 @@ FEEDS: dict[str, Feed] = {
                 C("order_id", "str", required=True),
                 C("line_no", "int", required=True),
                 C("sku", "str", required=True),
-                C("qty", "int", required=True, min_value=0, min_exclusive=True),
-                C("unit_price", "decimal", required=True, min_value=0),
+                QTY,
+                C(
+                    "unit_price",
+                    "decimal",
+                    required=True,
+                    min_value=0,
+                    max_setting="max_unit_price",
+                ),
                 C("status", "str", required=True, choices=("open", "cancelled", "shipped")),
                 C("updated_at", "timestamp", required=True),
             ),
@@ -110,7 +121,7 @@ FEEDS: dict[str, Feed] = {
             (
                 C("location_id", "str", required=True),
                 C("sku", "str", required=True),
-                C("on_hand", "int", required=True, min_value=0),
+                C("on_hand", "int", required=True, min_value=0, max_setting="max_on_hand"),
                 C("as_of", "timestamp", required=True),
             ),
             key=("location_id", "sku"),
@@ -123,7 +134,7 @@ FEEDS: dict[str, Feed] = {
                 C("line_no", "int", required=True),
                 C("supplier_id", "str", required=True),
                 C("sku", "str", required=True),
-                C("qty", "int", required=True, min_value=0, min_exclusive=True),
+                QTY,
                 C("location_id", "str", required=True),
                 C("expected_at", "date", required=True),
                 C("status", "str", required=True, choices=("open", "received", "cancelled")),
@@ -139,7 +150,7 @@ FEEDS: dict[str, Feed] = {
                 C("po_id", "str", required=True),
                 C("line_no", "int", required=True),
                 C("expected_at", "date", required=True),
-                C("qty_confirmed", "int", min_value=0),
+                C("qty_confirmed", "int", min_value=0, max_setting="max_quantity"),
                 C("reason", "str"),
                 C("reported_at", "timestamp", required=True),
             ),
@@ -153,7 +164,7 @@ FEEDS: dict[str, Feed] = {
                 C("order_id", "str", required=True),
                 C("line_no", "int", required=True),
                 C("sku", "str", required=True),
-                C("qty", "int", required=True, min_value=0, min_exclusive=True),
+                QTY,
                 C("location_id", "str", required=True),
                 C("shipped_at", "timestamp", required=True),
             ),

@@ -1,10 +1,19 @@
--- Each count loaded in this run against the book stock it should show: the previous
--- count of the same location/sku, plus receipts, minus shipments in between.
+-- Each count not judged yet against the book stock it should show: the previous count
+-- of the same location/sku, plus receipts, minus shipments in between. Not only this
+-- run's counts: those of a run that stopped before or during its validation too, so
+-- that no count escapes the gate (a count with no earlier one is never judged).
 insert into inventory_accuracy
 with new_counts as (
-    select location_id, sku, on_hand as counted, as_of
-    from stock_counts
-    where run_id = $run_id
+    select c.location_id, c.sku, c.on_hand as counted, c.as_of
+    from stock_counts as c
+    -- a run with a gate decision judged its counts (in the same transaction): only the
+    -- counts of runs without one are looked at, against the judgments so far
+    anti join inventory_gate as g on g.run_id = c.run_id
+    anti join inventory_accuracy as j
+        on j.location_id = c.location_id and j.sku = c.sku and j.as_of = c.as_of
+    -- the same count in two files: judged once
+    qualify row_number() over (
+        partition by c.location_id, c.sku, c.as_of order by c.run_id, c.source_sha256) = 1
 ),
 with_prev as (
     select n.*, p.on_hand as prev_count, p.as_of as prev_as_of

@@ -435,7 +435,8 @@ def test_latin1_file_is_rejected_whole_as_not_utf8(
     assert_rejected(con, results, path, before, "not UTF-8", "export the file as UTF-8")
 
 
-@pytest.mark.parametrize("name", ["empty.csv", "empty.jsonl", "empty.parquet"])
+# a 0-byte JSONL file is a file of no record: loaded with 0 rows (test_ingest_empty_files)
+@pytest.mark.parametrize("name", ["empty.csv", "empty.parquet"])
 def test_zero_byte_file_is_rejected(
     name: str,
     con: duckdb.DuckDBPyConnection,
@@ -452,28 +453,6 @@ def test_zero_byte_file_is_rejected(
 
     # Assert
     assert_rejected(con, results, path, before, "empty file (0 bytes)")
-
-
-def test_header_only_orders_file_is_skipped(
-    con: duckdb.DuckDBPyConnection, landing: Path, base: dict[str, Path], ingest: IngestFn
-) -> None:
-    # Arrange
-    path = write(landing, "orders", "header_only.csv", csv_text("orders"))
-    before = everything(con)
-
-    # Act
-    results = ingest()
-
-    # Assert
-    r = result_for(results, path)
-    assert (r.status, r.rows_loaded, r.rows_quarantined, r.reason) == (
-        "skipped",
-        0,
-        0,
-        "no data rows",
-    )
-    assert ingested(con, path) == [("skipped", 0, 0, "no data rows")]
-    assert everything(con) == before
 
 
 def test_header_only_stock_file_is_rejected_as_an_empty_snapshot(
@@ -1244,7 +1223,7 @@ def test_unknown_folders_and_extensions_are_ignored_with_a_warning(
 def test_every_ingest_leaves_an_intact_audit_chain_with_one_event_per_recorded_file(
     con: duckdb.DuckDBPyConnection, landing: Path, ingest: IngestFn
 ) -> None:
-    # Arrange: loaded, quarantining, rejected, skipped and duplicate files over two runs
+    # Arrange: loaded, quarantining, rejected, empty and duplicate files over two runs
     write_base(landing)
     write(landing, "orders", "z_header.csv", csv_text("orders"))
     write(
@@ -1276,7 +1255,7 @@ def test_every_ingest_leaves_an_intact_audit_chain_with_one_event_per_recorded_f
         ("file_loaded", "feed:customers", True),
         ("file_loaded", "feed:products", True),
         ("file_loaded", "feed:orders", True),
-        ("file_skipped", "feed:orders", True),
+        ("file_loaded", "feed:orders", True),
         ("file_loaded", "feed:order_lines", True),
         ("file_rejected", "feed:order_lines", True),
     ]
