@@ -584,7 +584,7 @@ def test_migration_006_keeps_every_stored_row(tmp_path: Path) -> None:
     con.execute("insert into stock values ('W1', 'S1', 5, $t, 's')", {"t": ts})
     con.execute(
         "insert into purchase_orders values ('P1', 1, 'SUP', 'S1', 4, 'W1', date '2026-12-01', "
-        "'received', $t, $t, 's', null, null)",
+        "'received', $t, $t, 's')",
         {"t": ts},
     )
     con.execute(

@@ -10,9 +10,17 @@ from typing import Any
 import duckdb
 import pytest
 
+from backorders.adapters import store
 from backorders.cli import main
 from backorders.kpis import NoCommittedRun, compute_kpis, kpi_tables
-from tests.integration.conftest import AS_OF, IngestFn, csv_text, insert_line_status, write
+from tests.integration.conftest import (
+    AS_OF,
+    IngestFn,
+    csv_text,
+    database_before,
+    insert_line_status,
+    write,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -309,6 +317,26 @@ def test_po_line_first_seen_received_has_no_measured_lead_time(
     # Assert
     assert (perf["received_lines"], perf["on_time_pct"]) == (1, 100.0)
     assert (perf["avg_lead_time_days"], perf["lead_time_lines"]) == (None, 0)
+
+
+def test_migration_020_gives_stored_po_lines_their_current_eta_as_their_first(
+    tmp_path: Path,
+) -> None:
+    # Arrange: a database made before migration 020, with a stored PO line
+    path = tmp_path / "old.duckdb"
+    old = database_before(path, 20)
+    old.execute(
+        "insert into purchase_orders values ('P1', 1, 'SUP', 'S1', 4, 'W1', date '2026-12-01', "
+        "'open', timestamptz '2026-11-20 08:00:00+00', null, 's')"
+    )
+    old.close()
+
+    # Act
+    with store.connect(path) as con:
+        first = con.execute("select first_expected_at, first_seen_at from purchase_orders")
+
+        # Assert
+        assert first.fetchall() == [(date(2026, 12, 1), datetime(2026, 11, 20, 8, tzinfo=UTC))]
 
 
 def test_top_backordered_skus_rank_skus_by_backordered_units_with_their_open_demand(
