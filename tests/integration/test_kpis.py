@@ -428,3 +428,25 @@ def test_kpis_command_prints_every_kpi_as_json_and_as_tables(
     header = lines.index("fill rate") + 1
     assert lines[header].split() == list(kpis["fill_rate"][0])
     assert lines[header + 2].split() == ["1", "1", "100", "4", "3", "75"]
+
+
+def test_kpis_name_the_uncommitted_run_whose_allocation_aging_and_top_skus_show(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    # Arrange: r1 committed; r2 allocated (line_status is its) and was then blocked
+    add_run(con, "r1", day(10))
+    add_run(con, "r2", day(11), status="blocked")
+    add_line(con, "O1", qty=2)
+    row = {"order_id": "O1", "line_no": 1, "qty_ordered": 2, "qty_shipped": 0,
+           "qty_allocated": 0, "qty_promised": 0, "qty_unpromised": 2, "promised_date": None,
+           "status": "unpromised", "priority_rank": 1}  # fmt: skip
+    insert_line_status(con, [{**row, "run_id": "r2"}])
+
+    # Act
+    kpis = compute_kpis(con)
+
+    # Assert
+    assert kpis["run_id"] == "r1"
+    assert kpis["line_status_run"] == {"run_id": "r2", "status": "blocked"}
+    insert_line_status(con, [{**row, "run_id": "r1"}])
+    assert "line_status_run" not in compute_kpis(con)
