@@ -20,8 +20,8 @@ where status like 'succeeded%'
 order by started_at desc, run_id desc
 limit 1;
 
--- each line's first promise: its earliest promise_changes row (the run that first
--- allocated it), from runs up to kpi_run; its units from stock are that run's stock rows
+-- each line's first promise: its earliest promise_changes row, change 'new' (the run that
+-- first allocated it), from runs up to kpi_run; its units from stock are that run's stock rows
 -- in allocations
 create view kpi_fill_rate as
 with k as (
@@ -33,7 +33,7 @@ first_change as (
            arg_min(pc.new_status, r.started_at) as first_status
     from promise_changes as pc
     join runs as r using (run_id)
-    where r.started_at <= (select started_at from k)
+    where pc.change = 'new' and r.started_at <= (select started_at from k)
     group by all
 ),
 first_promise as (
@@ -81,29 +81,42 @@ select * from final;
 -- open backordered lines (some units not from stock) by the age of their order at the
 -- as-of date of kpi_run, in fixed buckets; every bucket is listed, empty ones with 0
 create view kpi_backorder_aging as
+-- the buckets' bounds are written twice: here, and in by_bucket's case (keep them equal)
 with buckets (bucket_no, bucket, min_days, max_days) as (
     values (1, '0-7', 0, 7), (2, '8-14', 8, 14), (3, '15-30', 15, 30), (4, '31-60', 31, 60),
            (5, '>60', 61, null)
 ),
 backordered as (
+    -- line_results, the table behind line_status, joined on the integer keys: the view
+    -- would join on the ids and cost three times as much (1M lines: 0.6 s against 0.2 s)
     select greatest(date_diff('day', o.placed_at::date, k.as_of::date), 0) as age_days,
-           ls.qty_promised + ls.qty_unpromised as units,
-           ls.qty_unpromised > 0 as unpromised
-    from line_status as ls
-    join orders as o using (order_id)
+           lr.qty_promised + lr.qty_unpromised as units,
+           lr.qty_unpromised > 0 as unpromised
+    from line_results as lr
+    join order_lines as ol using (line_key)
+    join orders as o on o.order_key = ol.order_key
     cross join kpi_run as k
-    where ls.status in ('partially_allocated', 'promised', 'unpromised')
-      and ls.qty_promised + ls.qty_unpromised > 0
+    where lr.status in ('partially_allocated', 'promised', 'unpromised')
+      and lr.qty_promised + lr.qty_unpromised > 0
+),
+by_bucket as (
+    -- the bucket by a case, then an equi-join: a range join of every line with the
+    -- buckets cost more than the rest of the view
+    select case when age_days <= 7 then 1 when age_days <= 14 then 2
+                when age_days <= 30 then 3 when age_days <= 60 then 4 else 5 end as bucket_no,
+           count(*) as lines,
+           sum(units)::bigint as backordered_units,
+           count(*) filter (where unpromised) as unpromised_lines
+    from backordered
+    group by all
 ),
 final as (
     select b.bucket_no, b.bucket, b.min_days, b.max_days,
-           count(x.age_days) as lines,
-           coalesce(sum(x.units), 0)::bigint as backordered_units,
-           count(x.age_days) filter (where x.unpromised) as unpromised_lines
+           coalesce(x.lines, 0) as lines,
+           coalesce(x.backordered_units, 0)::bigint as backordered_units,
+           coalesce(x.unpromised_lines, 0) as unpromised_lines
     from buckets as b
-    left join backordered as x
-        on x.age_days >= b.min_days and (b.max_days is null or x.age_days <= b.max_days)
-    group by all
+    left join by_bucket as x using (bucket_no)
 )
 select * from final
 order by bucket_no;
@@ -219,15 +232,17 @@ order by supplier_id;
 -- open demand (units ordered and not shipped on its open lines), as of line_status
 create view kpi_top_backordered_skus as
 with open_lines as (
-    select ls.sku, ls.qty_ordered - ls.qty_shipped as open_units,
-           case when ls.status in ('partially_allocated', 'promised', 'unpromised')
-                then ls.qty_promised + ls.qty_unpromised else 0 end as backordered_units,
-           case when ls.status in ('partially_allocated', 'promised', 'unpromised')
-                then ls.qty_unpromised else 0 end as unpromised_units,
-           ls.status in ('partially_allocated', 'promised', 'unpromised')
-               and ls.qty_promised + ls.qty_unpromised > 0 as backordered
-    from line_status as ls
-    where ls.status not in ('shipped', 'cancelled')
+    -- from line_results on the integer keys, as in kpi_backorder_aging
+    select ol.sku, lr.qty_ordered - lr.qty_shipped as open_units,
+           case when lr.status in ('partially_allocated', 'promised', 'unpromised')
+                then lr.qty_promised + lr.qty_unpromised else 0 end as backordered_units,
+           case when lr.status in ('partially_allocated', 'promised', 'unpromised')
+                then lr.qty_unpromised else 0 end as unpromised_units,
+           lr.status in ('partially_allocated', 'promised', 'unpromised')
+               and lr.qty_promised + lr.qty_unpromised > 0 as backordered
+    from line_results as lr
+    join order_lines as ol using (line_key)
+    where lr.status not in ('shipped', 'cancelled')
       and exists (select 1 from kpi_run)
 ),
 by_sku as (
