@@ -75,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
         "object per email with every field",
     )
 
+    k = sub.add_parser("kpis", help="fill rate, backorder aging, promise and supplier KPIs")
+    k.add_argument("--db", type=Path)
+    k.add_argument("--format", choices=("table", "json"), default="table")
+
     v = sub.add_parser("verify-audit", help="check the audit log's hash chain")
     v.add_argument("--db", type=Path)
 
@@ -289,6 +293,25 @@ def cmd_emails(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kpis(args: argparse.Namespace) -> int:
+    """Print the KPIs as of the last committed run (docs/kpis.md), as text tables or JSON."""
+    import json
+
+    from backorders.kpis import NoCommittedRun, compute_kpis, kpis_text
+
+    opened = _open_read_only(args.db)
+    if opened is None:
+        return 2
+    _, con = opened
+    try:
+        kpis = compute_kpis(con)
+    except NoCommittedRun as exc:
+        print(f"backorders: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(kpis, indent=2) if args.format == "json" else kpis_text(kpis))
+    return 0
+
+
 def cmd_verify_audit(args: argparse.Namespace) -> int:
     """Check the audit log's hash chain; non-zero exit when it is broken."""
     from backorders.adapters import audit
@@ -357,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         "status": cmd_status,
         "explain": cmd_explain,
         "emails": cmd_emails,
+        "kpis": cmd_kpis,
         "verify-audit": cmd_verify_audit,
         "serve": cmd_serve,
         "accept-inventory": cmd_accept_inventory,

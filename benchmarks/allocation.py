@@ -103,7 +103,7 @@ def generate(
         f"'SUP-' || (hash(i, $s) % 20), 'S' || lpad({_sku_expr('i', seed + 20, skew)}::varchar, 8, '0'), "
         "1 + hash(i, $s + 6) % 6, 'WH-1', "
         "($as_of::timestamptz::date + (1 + hash(i, $s + 7) % 60)::integer), 'open', "
-        "$as_of::timestamptz - interval 3 hour, null, 'bench' from range($m) t(i)",
+        "$as_of::timestamptz - interval 3 hour, null, 'bench', null, null from range($m) t(i)",
         {"m": n_po, "k": skus, "s": seed, "as_of": AS_OF},
     )
     # the links the feeds' MERGE looks up at ingest (an order's customer, a line's order

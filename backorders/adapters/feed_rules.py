@@ -290,6 +290,9 @@ def merge_sql(feed: Feed, *, empty: bool = False) -> str:
         ins_cols.append("received_at")
         ins_vals.append(received)
         sets.append(f"received_at = coalesce({t}.received_at, {received})")
+        # and its first ETA and version, kept for the supplier KPIs (migration 020)
+        ins_cols += ["first_expected_at", "first_seen_at"]
+        ins_vals += ["s.expected_at", "s.updated_at"]
     source = f"select {', '.join(f'g.{_q(c)}' for c in cols)}, g.row_number"
     source += "".join(f", l{i}.{col}" for i, (col, _, _) in enumerate(links))
     source += " from _good as g"

@@ -976,7 +976,7 @@ BIG_WORLD_SQL = [
            $as_of::date + (hash(i, 'pe') % 45)::integer - 5,
            case when i % 11 = 0 then 'received' when i % 23 = 0 then 'cancelled' else 'open' end,
            $as_of - interval 3 day,
-           case when i % 11 = 0 then $as_of - interval 1 day end, 'test'
+           case when i % 11 = 0 then $as_of - interval 1 day end, 'test', null, null
     from range(600) as t(i)
     """,
     """
