@@ -33,12 +33,30 @@ def new_run_id(as_of: datetime) -> str:
     return f"{as_of.astimezone(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
+# how a run ends -> the exit code of `backorders run` (CONTRACT.md)
+EXIT_CODES = {
+    "succeeded": 0,
+    "blocked": 1,
+    "failed": 1,
+    "succeeded_with_failures": 3,
+}
+
+
+def success_status(summary: dict[str, Any]) -> str:
+    """`succeeded`, or `succeeded_with_failures` when some sends failed."""
+    failures = (summary.get("communicate") or {}).get("send_failures", 0) or 0
+    return "succeeded_with_failures" if failures > 0 else "succeeded"
+
+
 def start_run(settings: Settings, run_id: str, as_of: datetime, flow_run_id: str | None) -> None:
-    """Record the run as started (and audit it)."""
+    """Record the run as started (and audit it); settle runs a killed process left `running`."""
+    from backorders.lifecycle import settle_abandoned_runs
+
     with (
         store.connect(settings.db, memory_limit=settings.memory_limit) as con,
         store.transaction(con),
     ):
+        settle_abandoned_runs(con, run_id, utcnow())
         con.execute(
             "insert into runs (run_id, flow_run_id, as_of, started_at, status) "
             "values ($r, $f, $a, $n, 'running')",
@@ -189,7 +207,10 @@ def reconcile_stage(
     settings: Settings, run_id: str, as_of: datetime, progress: Progress
 ) -> dict[str, Any]:
     """Book stock and supply lots; check the inventory equations."""
-    with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
+    with (
+        store.connect(settings.db, memory_limit=settings.memory_limit) as con,
+        store.interruptible(con),  # a stop cuts the statement; its transaction rolls back
+    ):
         pos = allocation_store.reconcile(con, as_of=as_of, settings=settings)
         with store.transaction(con):
             suites = gx_runner.run_suites(con, ("mart_book_stock",), run_id)
@@ -208,7 +229,10 @@ def allocate_stage(
     settings: Settings, run_id: str, as_of: datetime, progress: Progress
 ) -> dict[str, Any]:
     """Allocate, then check the results' equations (a failure blocks the emails)."""
-    with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
+    with (
+        store.connect(settings.db, memory_limit=settings.memory_limit) as con,
+        store.interruptible(con),  # a stop cuts the statement; its transaction rolls back
+    ):
         summary = allocation_store.allocate(
             con, run_id=run_id, as_of=as_of, settings=settings, now=utcnow()
         )
