@@ -362,9 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidSettings as exc:
         print(f"backorders: invalid settings: {exc}", file=sys.stderr)
         return 2
-    except (runlock.RunInProgress, store.DatabaseDamaged) as exc:
-        # try again later / restore from backup: the run stopped (1), nothing was wrong
-        # with the arguments
+    except (runlock.RunInProgress, store.StoreBusy, store.DatabaseDamaged) as exc:
+        # try again later / restore from backup: stopped (1), the arguments were right
         print(f"backorders: {exc}", file=sys.stderr)
         return 1
     except store.StoreError as exc:

@@ -42,10 +42,17 @@ EXIT_CODES = {
 }
 
 
+def send_failures(summary: dict[str, Any]) -> int:
+    """How many messages of the run failed to send (0 for a dry run)."""
+    comm = summary.get("communicate") or {}
+    # `send_failures` is the send loop's own count; before it reported one, the pass's
+    # `failed` messages are the same figure
+    return int(comm.get("send_failures", (comm.get("sent") or {}).get("failed", 0)) or 0)
+
+
 def success_status(summary: dict[str, Any]) -> str:
     """`succeeded`, or `succeeded_with_failures` when some sends failed."""
-    failures = (summary.get("communicate") or {}).get("send_failures", 0) or 0
-    return "succeeded_with_failures" if failures > 0 else "succeeded"
+    return "succeeded_with_failures" if send_failures(summary) > 0 else "succeeded"
 
 
 def start_run(settings: Settings, run_id: str, as_of: datetime, flow_run_id: str | None) -> None:

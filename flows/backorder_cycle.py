@@ -48,14 +48,18 @@ def backorder_cycle(
         except interrupt.Interrupted as exc:
             message = f"{exc}: what was committed stays; run the same command again to go on"
             _finish(overrides, summary, "interrupted", message)
-            return Cancelled(message=f"interrupted: {message}", data=summary)
+            return Cancelled(message=message, data=summary)
         except Exception as exc:
             status = "blocked" if isinstance(exc, pipeline.GateClosed) else "failed"
             _finish(overrides, summary, status, str(exc))
             raise
         status = pipeline.success_status(summary)
-        failures = summary.get("communicate", {}).get("send_failures", 0)
-        message = f"{failures} send(s) failed: see the outbox" if failures else None
+        message = (
+            f"{pipeline.send_failures(summary)} message(s) failed to send: see "
+            "`backorders emails --status failed`"
+            if status == "succeeded_with_failures"
+            else None
+        )
         _finish(overrides, summary, status, message)
     return Completed(
         message=status.replace("_", " ") + (f": {message}" if message else ""), data=summary

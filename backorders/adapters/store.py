@@ -30,6 +30,10 @@ class DatabaseDamaged(StoreError):
         )
 
 
+class StoreBusy(StoreError):
+    """Another process has the file open for writing (DuckDB's own lock)."""
+
+
 # DuckDB 2.0 verifies a block's checksum when it reads the block from disk and raises a
 # plain duckdb.Error "Corrupt database file: computed checksum ... does not match stored
 # checksum ... in block at location N" (measured: docs/operations.md)
@@ -72,7 +76,7 @@ def connect(
         first = str(exc).splitlines()[0]
         # DuckDB allows one writer process per file; say so plainly.
         if "lock" in first.lower():
-            raise StoreError(
+            raise StoreBusy(
                 f"{path} is in use by another process (DuckDB allows one writer at a time); "
                 "wait for the running cycle to finish"
             ) from None
