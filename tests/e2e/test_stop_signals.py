@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from backorders.demo_data import DemoSpec, generate
+from backorders.devtools.demo_data import DemoSpec, generate
 from tests import cli_process as cp
 
 pytestmark = pytest.mark.e2e
