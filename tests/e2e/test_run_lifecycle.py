@@ -1,4 +1,6 @@
-"""A stop signal stops `backorders run`: recorded interrupted, nothing left behind, rerun ok.
+"""How `backorders run` ends: a stop signal, a kill, a second run, failed sends (exit codes).
+
+A stop signal stops `backorders run`: recorded interrupted, nothing left behind, rerun ok.
 
 Real `backorders run` processes on generated demo data, each with the temporary Prefect
 server it starts itself; the signals go to the whole process group, as `timeout` and a
@@ -170,3 +172,32 @@ def test_a_second_run_and_readers_are_refused_while_a_run_holds_the_database(
         assert "Traceback" not in r.stderr
     assert first.wait(timeout=240) == 0, first.output[-3000:]
     assert [s for _, s, _ in _runs(db)] == ["succeeded"]  # the refused run left no row
+
+
+def test_failed_sends_end_the_run_succeeded_with_failures_and_exit_3(
+    tmp_path: Path, landing: Path, prefect_home: Path
+) -> None:
+    from backorders.devtools.sendgrid_server import FakeSendGrid
+
+    db = tmp_path / "db.duckdb"
+    with FakeSendGrid(api_key="right") as fake:
+        env = cp.clean_env(
+            prefect_home,
+            SENDGRID_API_KEY="wrong",  # SendGrid answers 401
+            BACKORDERS_SENDGRID_HOST=fake.url,
+            BACKORDERS_FROM_EMAIL="care@example.com",
+        )
+        r = cp.run(_run_args(landing, db), env)
+        accepted = len(fake.messages)
+
+    assert r.returncode == 3, r.stderr[-3000:]
+    assert accepted == 0
+    assert "(succeeded_with_failures)" in r.stdout  # the summary's run line
+    assert re.search(r"message\(s\) failed to send", r.stderr)
+    assert re.search(
+        r"Finished in state Completed\('succeeded with failures: \d+ message", r.stderr + r.stdout
+    )
+    [(run_id, status, message)] = _runs(db)
+    assert status == "succeeded_with_failures" and "failed to send" in (message or "")
+    assert _audit_events(db, run_id)[-1] == "run_succeeded_with_failures"
+    assert "wrong" not in r.stdout + r.stderr  # the key never reaches the output
