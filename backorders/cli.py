@@ -326,9 +326,13 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the nightly cycle and the supplier-delay rerun as Prefect deployments."""
+    from backorders import prefect_server
     from flows.deployments import serve_all
 
-    serve_all(landing=args.landing, db=args.db, cron=args.cron)
+    # without PREFECT_API_URL, the temporary server we own (no scheduler: schedules need
+    # `prefect server start`), so that nothing outlives the command
+    with prefect_server.temporary_api():
+        serve_all(landing=args.landing, db=args.db, cron=args.cron)
     return 0
 
 
