@@ -102,10 +102,14 @@ def _run_flow(
     """Run one cycle under the whole-cycle guard and our own temporary Prefect server."""
     from backorders import interrupt, lifecycle, pipeline, prefect_server
 
-    lifecycle.install_signal_handlers()
+    interrupt.reset()
     # the guard first: a second run, a damaged or unusable file fail in one line before
     # Prefect starts (seconds), and the lock is held from here to the end of the run
-    with lifecycle.cycle_guard(db, memory_limit=memory_limit), prefect_server.temporary_api():
+    with (
+        lifecycle.stop_signals(),
+        lifecycle.cycle_guard(db, memory_limit=memory_limit),
+        prefect_server.temporary_api(),
+    ):
         interrupt.check()  # a stop asked for while the server started
         from flows.backorder_cycle import backorder_cycle
 

@@ -41,11 +41,23 @@ def _on_signal(signum: int, _frame: FrameType | None) -> None:
     store.interrupt_running()
 
 
-def install_signal_handlers() -> None:
-    """Make SIGTERM and SIGINT request a stop (main thread only; elsewhere a no-op)."""
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGTERM, _on_signal)
-        signal.signal(signal.SIGINT, _on_signal)
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """In the block, SIGTERM and SIGINT request a stop; the previous handlers after it.
+
+    Signal handlers belong to the main thread: elsewhere the block runs unchanged.
+    """
+    before = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            before[sig] = signal.signal(sig, _on_signal)
+    except ValueError:
+        pass  # not the main thread
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager

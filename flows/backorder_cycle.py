@@ -24,15 +24,17 @@ def backorder_cycle(
     reason: str | None = None,
 ) -> State:
     """Ingest, validate, reconcile, allocate and communicate once; end in a state with the summary."""
-    # Prefect's engine put its own SIGTERM bridge in place (TerminationSignal raised
-    # wherever the flow happens to be); ours asks the stages to stop at their next check
-    lifecycle.install_signal_handlers()
     overrides = {k: v for k, v in {"landing": landing, "db": db}.items() if v is not None}
     settings = load_settings(**overrides)
     as_of = as_of or pipeline.utcnow()
     run_id = pipeline.new_run_id(as_of)
     summary: dict[str, Any] = {"run_id": run_id, "as_of": as_of.isoformat(), "reason": reason}
-    with lifecycle.cycle_guard(settings.db, memory_limit=settings.memory_limit):
+    # Prefect's engine put its own SIGTERM bridge in place (TerminationSignal raised
+    # wherever the flow happens to be); ours asks the stages to stop at their next check
+    with (
+        lifecycle.stop_signals(),
+        lifecycle.cycle_guard(settings.db, memory_limit=settings.memory_limit),
+    ):
         cycle.start_run(overrides, run_id, as_of, str(runtime.flow_run.id or "") or None)
         try:
             for name, stage in (

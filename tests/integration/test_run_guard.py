@@ -22,13 +22,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def stop_handlers() -> Iterator[None]:
     """Our SIGTERM/SIGINT handlers for the test; Python's back afterwards."""
-    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    lifecycle.install_signal_handlers()
     try:
-        yield
+        with lifecycle.stop_signals():
+            yield
     finally:
-        signal.signal(signal.SIGTERM, before[0])
-        signal.signal(signal.SIGINT, before[1])
         interrupt.reset()
 
 
