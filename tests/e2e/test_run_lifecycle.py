@@ -76,14 +76,20 @@ def _audit_events(db: Path, entity_id: str) -> list[str]:
         ]
 
 
-def _stop_mid_ingest(
-    landing: Path, db: Path, env: dict[str, str], sig: int
-) -> tuple[int, float, cp.Running, list[int]]:
-    """Start a run, signal its process group while ingest is between two files."""
+def _mid_ingest(landing: Path, db: Path, env: dict[str, str]) -> tuple[cp.Running, list[int]]:
+    """A run started in its own session, once ingest has loaded its first file; its children."""
     running = cp.Running(_run_args(landing, db), env)
     running.wait_for("[1/")  # ingest has loaded its first file: a stage is running
     children = cp.descendants(running.proc.pid)
     assert children, "the run has no temporary Prefect server child"
+    return running, children
+
+
+def _stop_mid_ingest(
+    landing: Path, db: Path, env: dict[str, str], sig: int
+) -> tuple[int, float, cp.Running, list[int]]:
+    """Start a run, signal its process group while ingest is between two files."""
+    running, children = _mid_ingest(landing, db, env)
     t0 = time.monotonic()
     os.killpg(running.proc.pid, sig)
     code = running.wait(timeout=120)
@@ -124,10 +130,7 @@ def test_kill_9_leaves_no_prefect_server_and_the_next_run_records_it_interrupted
 ) -> None:
     db = tmp_path / "db.duckdb"
     env = cp.clean_env(prefect_home)
-    running = cp.Running(_run_args(landing, db), env)
-    running.wait_for("[1/")
-    children = cp.descendants(running.proc.pid)
-    assert children
+    running, children = _mid_ingest(landing, db, env)
     port = _server_port(running)
 
     os.kill(running.proc.pid, signal.SIGKILL)
@@ -152,8 +155,7 @@ def test_a_second_run_and_readers_are_refused_while_a_run_holds_the_database(
 ) -> None:
     db = tmp_path / "db.duckdb"
     env = cp.clean_env(prefect_home)
-    first = cp.Running(_run_args(landing, db), env)
-    first.wait_for("[1/")
+    first, _ = _mid_ingest(landing, db, env)
     # freeze it mid-cycle (it keeps its locks) so that the others surely meet it
     os.killpg(first.proc.pid, signal.SIGSTOP)
     try:
