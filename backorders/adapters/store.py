@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import signal
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,8 @@ def interruptible(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyCon
     try:
         yield con
     except duckdb.InterruptException:
-        interrupt.check()  # raises Interrupted when the stop was asked for
+        if interrupt.requested():  # cut by the stop: say that, not DuckDB's "Interrupted!"
+            raise interrupt.Interrupted(interrupt.signum() or signal.SIGTERM) from None
         raise
     finally:
         _interruptible.discard(con)
