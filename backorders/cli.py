@@ -105,35 +105,68 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def _run_flow(
-    landing: Path | None, db: Path | None, as_of: datetime | None, *, dry_run: bool
+    landing: Path | None,
+    db: Path,
+    as_of: datetime | None,
+    *,
+    dry_run: bool,
+    memory_limit: str,
 ) -> int:
-    from flows.backorder_cycle import backorder_cycle
+    """Run one cycle under the whole-cycle guard and our own temporary Prefect server."""
+    from backorders import interrupt, lifecycle, pipeline, prefect_server
 
-    try:
-        summary = backorder_cycle(
+    interrupt.reset()
+    # the guard first: a second run, a damaged or unusable file fail in one line before
+    # Prefect starts (seconds), and the lock is held from here to the end of the run
+    with (
+        lifecycle.stop_signals(),
+        lifecycle.cycle_guard(db, memory_limit=memory_limit),
+        prefect_server.temporary_api(),
+    ):
+        interrupt.check()  # a stop asked for while the server started
+        from flows.backorder_cycle import backorder_cycle
+
+        state = backorder_cycle(
             landing=str(landing) if landing else None,
-            db=str(db) if db else None,
+            db=str(db),
             as_of=as_of,
             dry_run=dry_run,
+            return_state=True,
         )
-    except Exception as exc:
+    if state.is_cancelled() or interrupt.requested():
+        print(f"\nbackorders: {state.message or 'interrupted'}", file=sys.stderr)
+        return 128 + (interrupt.signum() or 15)
+    if not state.is_completed():
+        exc = state.result(raise_on_failure=False)
         print(f"\nbackorders: the cycle stopped: {exc}", file=sys.stderr)
         return 1
+    summary = state.result()
     _print_summary(summary)
-    return 0
+    code = pipeline.EXIT_CODES.get(summary.get("status", "succeeded"), 1)
+    if code == 3:
+        print(f"\nbackorders: {state.message}", file=sys.stderr)
+    return code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate demo feeds (deterministic) and run one cycle on them."""
     from backorders.devtools.demo_data import DemoSpec, generate
+    from backorders.settings import load_settings
 
+    settings = load_settings()
     spec = DemoSpec(seed=args.seed, scale=args.scale)
     landing = args.dir / "landing"
     manifest = generate(landing, spec)
     print(
         f"demo feeds: {len(manifest.files)} files in {landing} (seed {spec.seed}, scale {spec.scale})"
     )
-    return _run_flow(landing, args.dir / "backorders.duckdb", spec.as_of, dry_run=True)
+    return _run_flow(
+        landing,
+        args.dir / "backorders.duckdb",
+        spec.as_of,
+        dry_run=True,
+        memory_limit=settings.memory_limit,
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -144,28 +177,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not settings.landing.is_dir():
         print(f"backorders: landing zone {settings.landing} does not exist", file=sys.stderr)
         return 2
-    return _run_flow(settings.landing, settings.db, args.as_of, dry_run=args.dry_run)
+    return _run_flow(
+        settings.landing,
+        settings.db,
+        args.as_of,
+        dry_run=args.dry_run,
+        memory_limit=settings.memory_limit,
+    )
 
 
-def _open_read_only(db: Path | None) -> tuple[Any, Any] | None:
-    """The settings and a read-only connection, or None after saying why on stderr."""
+def _open_read_only(db: Path | None) -> tuple[Any, Any]:
+    """The settings and a read-only connection; refuses while a run holds the database."""
+    from backorders import runlock
     from backorders.adapters import store
     from backorders.settings import load_settings
 
     settings = load_settings(db=db)
-    try:
-        return settings, store.connect(settings.db, read_only=True)
-    except store.StoreError as exc:
-        print(f"backorders: {exc}", file=sys.stderr)
-        return None
+    held = runlock.holder(settings.db)
+    if held is not None:
+        # the running cycle's results are not all committed: show none of them
+        raise runlock.RunInProgress(settings.db, held, reading=True)
+    return settings, store.connect(settings.db, read_only=True)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print each line of an order: status, quantities, promised date, and why."""
-    opened = _open_read_only(args.db)
-    if opened is None:
-        return 2
-    _, con = opened
+    _, con = _open_read_only(args.db)
     rows = con.execute(
         "select line_no, sku, qty_ordered, qty_shipped, qty_allocated, qty_promised, "
         "qty_unpromised, promised_date, status, priority_rank, reason, run_id "
@@ -200,10 +237,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """Explain the rank, the competition and the supply behind each line of an order."""
     from backorders.explain import explain
 
-    opened = _open_read_only(args.db)
-    if opened is None:
-        return 2
-    settings, con = opened
+    settings, con = _open_read_only(args.db)
     text = explain(
         con,
         args.order_id,
@@ -225,10 +259,7 @@ def cmd_emails(args: argparse.Namespace) -> int:
 
     from backorders.adapters import outbox
 
-    opened = _open_read_only(args.db)
-    if opened is None:
-        return 2
-    settings, con = opened
+    settings, con = _open_read_only(args.db)
     run_id = args.run
     if run_id is None:
         latest = con.execute(
@@ -316,10 +347,11 @@ def cmd_verify_audit(args: argparse.Namespace) -> int:
     """Check the audit log's hash chain; non-zero exit when it is broken."""
     from backorders.adapters import audit
 
-    opened = _open_read_only(args.db)
-    if opened is None:
-        return 2
-    _, con = opened
+    settings, con = _open_read_only(args.db)
+    # every table, every block: a damaged file is never reported intact
+    from backorders.adapters import store
+
+    store.check_integrity(con, settings.db)
     n = con.execute("select count(*) from audit_log").fetchone()[0]  # type: ignore[index]
     problems = audit.verify(con)
     for p in problems:
@@ -365,9 +397,13 @@ def cmd_accept_inventory(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the nightly cycle and the supplier-delay rerun as Prefect deployments."""
+    from backorders import prefect_server
     from flows.deployments import serve_all
 
-    serve_all(landing=args.landing, db=args.db, cron=args.cron)
+    # without PREFECT_API_URL, the temporary server we own (no scheduler: schedules need
+    # `prefect server start`), so that nothing outlives the command
+    with prefect_server.temporary_api():
+        serve_all(landing=args.landing, db=args.db, cron=args.cron)
     return 0
 
 
@@ -387,6 +423,10 @@ def main(argv: list[str] | None = None) -> int:
     }[args.command]
     from pydantic import ValidationError
 
+    from backorders import interrupt, runlock
+    from backorders.adapters import store
+    from backorders.settings import InvalidSettings
+
     try:
         return handler(args)
     except ValidationError as exc:
@@ -396,6 +436,20 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"backorders: invalid settings: {problems}", file=sys.stderr)
         return 2
+    except InvalidSettings as exc:
+        print(f"backorders: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    except (runlock.RunInProgress, store.StoreBusy, store.DatabaseDamaged) as exc:
+        # try again later / restore from backup: stopped (1), the arguments were right
+        print(f"backorders: {exc}", file=sys.stderr)
+        return 1
+    except store.StoreError as exc:
+        # --db is not a usable DuckDB file (a directory, another kind of file, ...)
+        print(f"backorders: {exc}", file=sys.stderr)
+        return 2
+    except interrupt.Interrupted as exc:
+        print(f"backorders: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -41,12 +41,37 @@ def new_run_id(as_of: datetime) -> str:
     return f"{as_of.astimezone(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
+# how a run ends -> the exit code of `backorders run` (CONTRACT.md)
+EXIT_CODES = {
+    "succeeded": 0,
+    "blocked": 1,
+    "failed": 1,
+    "succeeded_with_failures": 3,
+}
+
+
+def send_failures(summary: dict[str, Any]) -> int:
+    """How many messages of the run failed to send (0 for a dry run)."""
+    comm = summary.get("communicate") or {}
+    # `send_failures` is the send loop's own count; before it reported one, the pass's
+    # `failed` messages are the same figure
+    return int(comm.get("send_failures", (comm.get("sent") or {}).get("failed", 0)) or 0)
+
+
+def success_status(summary: dict[str, Any]) -> str:
+    """`succeeded`, or `succeeded_with_failures` when some sends failed."""
+    return "succeeded_with_failures" if send_failures(summary) > 0 else "succeeded"
+
+
 def start_run(settings: Settings, run_id: str, as_of: datetime, flow_run_id: str | None) -> None:
-    """Record the run as started (and audit it)."""
+    """Record the run as started (and audit it); settle runs a killed process left `running`."""
+    from backorders.lifecycle import settle_abandoned_runs
+
     with (
         store.connect(settings.db, memory_limit=settings.memory_limit) as con,
         store.transaction(con),
     ):
+        settle_abandoned_runs(con, run_id, utcnow())
         con.execute(
             "insert into runs (run_id, flow_run_id, as_of, started_at, status) "
             "values ($r, $f, $a, $n, 'running')",
@@ -195,7 +220,10 @@ def reconcile_stage(
     settings: Settings, run_id: str, as_of: datetime, progress: Progress
 ) -> dict[str, Any]:
     """Book stock and supply lots; check the inventory equations."""
-    with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
+    with (
+        store.connect(settings.db, memory_limit=settings.memory_limit) as con,
+        store.interruptible(con),  # a stop cuts the statement; its transaction rolls back
+    ):
         pos = allocation_store.reconcile(con, as_of=as_of, settings=settings)
         with store.transaction(con):
             suites = gx_runner.run_suites(
@@ -220,7 +248,10 @@ def allocate_stage(
     settings: Settings, run_id: str, as_of: datetime, progress: Progress
 ) -> dict[str, Any]:
     """Allocate, then check the results' equations (a failure blocks the emails)."""
-    with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
+    with (
+        store.connect(settings.db, memory_limit=settings.memory_limit) as con,
+        store.interruptible(con),  # a stop cuts the statement; its transaction rolls back
+    ):
         summary = allocation_store.allocate(
             con, run_id=run_id, as_of=as_of, settings=settings, now=utcnow()
         )

@@ -61,6 +61,11 @@ def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _label(s: dict[str, Any]) -> str:
+    """What the run's message is: why it stopped, or a warning on a run that went through."""
+    return "warning" if str(s.get("status", "")).startswith("succeeded") else "stopped"
+
+
 def summary_text(s: dict[str, Any]) -> str:
     """The run summary for a terminal."""
     rows = summary_lines(s)
@@ -71,7 +76,7 @@ def summary_text(s: dict[str, Any]) -> str:
     for path in _get(s, "ingest", "empty", default=[]):
         out.append(f"empty file (loaded, 0 rows): {path}")
     if s.get("message"):
-        out.append(f"stopped: {s['message']}")
+        out.append(f"{_label(s)}: {s['message']}")
     return "\n".join(out)
 
 
@@ -88,7 +93,7 @@ def summary_markdown(s: dict[str, Any]) -> str:
     if empty:
         md += "\n\n## Empty files (loaded, 0 rows)\n\n" + "\n".join(f"- `{p}`" for p in empty)
     if s.get("message"):
-        md += f"\n\n**Stopped:** {s['message']}\n"
+        md += f"\n\n**{_label(s).capitalize()}:** {s['message']}\n"
     if s.get("audit_head"):
         md += f"\n\nAudit chain head (seq:hash): `{s['audit_head']}`\n"
     return md

@@ -19,15 +19,28 @@ PriorityField = Literal["order_priority", "customer_tier", "placed_at", "order_v
 MEMORY_SIZE = r"\d+(\.\d+)?\s*[KMGT]i?B"
 
 
+class InvalidSettings(ValueError):
+    """A settings file or variable that cannot be read at all (one line, exit 2)."""
+
+
 class _TomlSource(PydanticBaseSettingsSource):
-    """Reads one TOML file; missing optional files give nothing."""
+    """Reads one TOML file; no path gives nothing, a named file must exist and parse."""
 
     def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
         super().__init__(settings_cls)
         self._data: dict[str, Any] = {}
-        if path is not None:
+        if path is None:
+            return
+        try:
             with path.open("rb") as fh:
                 self._data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidSettings(f"settings file {path} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise InvalidSettings(
+                f"settings file {path} cannot be read: {exc.strerror or exc}"
+                " (BACKORDERS_SETTINGS_FILE)"
+            ) from None
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return self._data.get(field_name), field_name, False
@@ -139,5 +152,16 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: Any) -> Settings:
     """Build the settings from defaults, the settings file, the environment and overrides."""
+    from pydantic_settings import SettingsError
+
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)
+    try:
+        return Settings(**clean)
+    except SettingsError as exc:
+        # pydantic-settings could not even parse a variable (a list or dict that is not
+        # JSON): name the variable and the expected form instead of a traceback
+        field = str(exc).split('"')[1] if '"' in str(exc) else "?"
+        raise InvalidSettings(
+            f"BACKORDERS_{field.upper()} cannot be read: a list or table setting is "
+            f'written as JSON, e.g. \'["gold", "standard"]\' ({exc})'
+        ) from None

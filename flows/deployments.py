@@ -7,10 +7,11 @@ the UI with a supplier id.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 from pathlib import Path
 from typing import Any
-
-from prefect import serve
 
 from flows.backorder_cycle import backorder_cycle, supplier_delay_rerun
 
@@ -43,5 +44,39 @@ def build_deployments(*, landing: Path | None, db: Path | None, cron: str) -> li
 
 
 def serve_all(*, landing: Path | None, db: Path | None, cron: str) -> None:
-    """Register and serve the deployments until interrupted."""
-    serve(*build_deployments(landing=landing, db=db, cron=cron))
+    """Register and serve the deployments until SIGTERM or SIGINT, then end the runs in hand."""
+    from prefect.runner import Runner
+
+    runner = Runner(pause_on_shutdown=True)  # as prefect.serve: schedules pause while down
+    deployments = build_deployments(landing=landing, db=db, cron=cron)
+    for deployment in deployments:
+        runner.add_deployment(deployment)  # registers it with the API now
+    names = ", ".join(f"{d.flow_name}/{d.name}" for d in deployments)
+    print(f"backorders serve: serving {names} (SIGTERM or Ctrl-C stops)", flush=True)
+    asyncio.run(_serve_until_signal(runner))
+
+
+async def _serve_until_signal(runner: Any) -> None:
+    """Run the runner; on SIGTERM/SIGINT stop it, cancelling the flow runs it started.
+
+    Prefect 3.8.8's `serve` installs Runner.handle_sigterm, which calls the synchronous
+    Runner.stop() from the signal handler, i.e. on the event loop's own thread, and
+    waits there for a call scheduled on that same loop: it never returns, so SIGTERM
+    was ignored. Here the signal only sets an event; the loop then awaits astop(): each
+    flow run's process group gets SIGTERM (our flow records its run `interrupted` and
+    ends Cancelled), the polling loops stop, start() returns.
+    """
+    loop = asyncio.get_running_loop()
+    started = asyncio.ensure_future(runner.start())
+    await asyncio.sleep(0)  # start() installs its own SIGTERM handler before its first await
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({started, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if stop.is_set() and not started.done():
+        print("backorders serve: stopping: ending the flow runs in progress", flush=True)
+        await runner.astop()
+    stopping.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await started

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from backorders import interrupt
 from backorders.adapters import audit, feed_rules, store
 from backorders.adapters.feed_readers import (
     READERS,
@@ -87,6 +88,7 @@ def ingest_landing(
         progress(w)
     results = []
     for i, (feed, path) in enumerate(files, 1):
+        interrupt.check()  # stop between files: each file is its own transaction
         res = ingest_file(con, feed, path, run_id=run_id, as_of=as_of, settings=settings, now=now)
         results.append(res)
         detail = f"{res.rows_loaded} rows loaded, {res.rows_quarantined} quarantined"

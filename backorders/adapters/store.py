@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import signal
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,26 @@ SQL_DIR = Path(__file__).resolve().parent.parent.parent / "sql"
 
 class StoreError(RuntimeError):
     """The store cannot be used: locked by another process, corrupt, or newer than this code."""
+
+
+class DatabaseDamaged(StoreError):
+    """A block of the file fails its checksum (or the file cannot be read as DuckDB's)."""
+
+    def __init__(self, path: Path | str, detail: str) -> None:
+        super().__init__(
+            f"database damaged: restore from backup (see docs/operations.md, 'Backup and "
+            f"restore'): {path}: {detail}"
+        )
+
+
+class StoreBusy(StoreError):
+    """Another process has the file open for writing (DuckDB's own lock)."""
+
+
+# DuckDB 2.0 verifies a block's checksum when it reads the block from disk and raises a
+# plain duckdb.Error "Corrupt database file: computed checksum ... does not match stored
+# checksum ... in block at location N" (measured: docs/operations.md)
+_DAMAGE_MARKERS = ("corrupt database file", "checksum")
 
 
 @functools.cache
@@ -47,17 +68,24 @@ def connect(
     path = Path(db)
     if read_only and not path.exists():
         raise StoreError(f"no database at {path}: run `backorders run` or `backorders demo` first")
+    if path.is_dir():
+        raise StoreError(f"--db {path} is a directory, not a DuckDB file")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0]
         # DuckDB allows one writer process per file; say so plainly.
-        if "lock" in str(exc).lower():
-            raise StoreError(
+        if "lock" in first.lower():
+            raise StoreBusy(
                 f"{path} is in use by another process (DuckDB allows one writer at a time); "
                 "wait for the running cycle to finish"
-            ) from exc
-        raise StoreError(f"cannot open {path}: {exc}") from exc
+            ) from None
+        if "not a valid DuckDB database" in first:
+            raise StoreError(f"--db {path} is not a DuckDB database file") from None
+        if any(m in first.lower() for m in _DAMAGE_MARKERS):
+            raise DatabaseDamaged(path, first) from None
+        raise StoreError(f"cannot open {path}: {first}") from None
     con.execute("set TimeZone = 'UTC'")
     if memory_limit:
         # beyond it DuckDB spills to <db>.tmp: a 10M-line run stays within ~4 GB
@@ -78,6 +106,63 @@ def connect(
             con.close()  # release the file: the caller gets no connection to close
             raise
     return con
+
+
+def check_integrity(con: duckdb.DuckDBPyConnection, path: Path | str) -> int:
+    """Read every block of every table (checksums verified); DatabaseDamaged if one fails.
+
+    A `count(*)` reads metadata only and a scan of some columns only their blocks, so
+    each table is read through a hash of every column. Indexes are not read (DuckDB
+    rebuilds nothing from them here; a damaged index shows when it is used). Return the
+    number of tables read.
+    """
+    tables = con.execute(
+        "select schema_name, table_name from duckdb_tables() "
+        "where database_name = current_database() and not temporary order by all"
+    ).fetchall()
+    for schema, table in tables:
+        quoted = '"' + schema.replace('"', '""') + '"."' + table.replace('"', '""') + '"'
+        try:
+            con.execute(f"select sum(hash(columns(*))) from {quoted}").fetchall()
+        except duckdb.Error as exc:
+            first = str(exc).splitlines()[0]
+            if any(m in first.lower() for m in _DAMAGE_MARKERS):
+                raise DatabaseDamaged(path, f"table {table}: {first}") from None
+            raise
+    return len(tables)
+
+
+# connections whose statement may be cut when a stop is requested (store.interruptible)
+_interruptible: set[duckdb.DuckDBPyConnection] = set()
+
+
+@contextlib.contextmanager
+def interruptible(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Let a stop request cut the statement running on `con` (its transaction rolls back).
+
+    Only for blocks whose work is all in transactions and that never read a DuckDB error
+    as bad data: the cut statement raises, the block's transaction rolls back, and the
+    block ends with interrupt.Interrupted.
+    """
+    from backorders import interrupt
+
+    interrupt.check()
+    _interruptible.add(con)
+    try:
+        yield con
+    except duckdb.InterruptException:
+        if interrupt.requested():  # cut by the stop: say that, not DuckDB's "Interrupted!"
+            raise interrupt.Interrupted(interrupt.signum() or signal.SIGTERM) from None
+        raise
+    finally:
+        _interruptible.discard(con)
+
+
+def interrupt_running() -> None:
+    """Cut the statements of every interruptible block (called by the stop handler)."""
+    for con in list(_interruptible):
+        with contextlib.suppress(duckdb.Error):
+            con.interrupt()
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from backorders.cli import main
+from tests import cli_process as cp
 
 pytestmark = pytest.mark.integration
 
@@ -92,3 +97,149 @@ def test_memory_limit_is_applied_to_duckdb(tmp_path: Path) -> None:
     with store.connect(tmp_path / "x.duckdb", memory_limit="512MB") as con:
         limit = con.execute("select current_setting('memory_limit')").fetchone()
     assert limit is not None and limit[0] in {"512.0 MiB", "488.2 MiB", "512.0 MB"}
+
+
+# --- the real command in a subprocess: one clear line, the documented exit code, no traceback
+
+
+def _one_clear_line(r: subprocess.CompletedProcess[str], code: int, text: str) -> None:
+    assert r.returncode == code, (r.returncode, r.stderr[-2000:])
+    assert "Traceback" not in r.stderr + r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and text in lines[0], r.stderr
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A clean environment for the subprocess (no Prefect server is started by these)."""
+    return cp.clean_env(tmp_path / "prefect-home")
+
+
+@pytest.mark.parametrize(
+    ("variable", "write", "text"),
+    [
+        ("BACKORDERS_SETTINGS_FILE", "min_inventory_accuracy = [", "is not valid TOML"),
+        ("BACKORDERS_SETTINGS_FILE", None, "cannot be read: No such file or directory"),
+        ("BACKORDERS_PRIORITY_KEY", "nope", "BACKORDERS_PRIORITY_KEY cannot be read"),
+    ],
+    ids=["toml-syntax-error", "missing-settings-file", "priority-key-not-json"],
+)
+def test_unreadable_settings_are_one_line_and_exit_2(
+    variable: str, write: str | None, text: str, tmp_path: Path, env: dict[str, str]
+) -> None:
+    value = write or ""
+    if variable == "BACKORDERS_SETTINGS_FILE":
+        path = tmp_path / "settings.toml"
+        if write is not None:
+            path.write_text(write)
+        value = str(path)
+    env[variable] = value
+    for args in (
+        ["run", "--landing", str(tmp_path), "--db", str(tmp_path / "db.duckdb")],
+        ["status", "SO-1", "--db", str(tmp_path / "db.duckdb")],
+    ):
+        r = cp.run(args, env)
+        _one_clear_line(r, 2, text)
+        assert r.stderr.startswith("backorders: invalid settings: ")
+
+
+READERS = [
+    ["status", "SO-1"],
+    ["explain", "SO-1"],
+    ["emails"],
+    ["verify-audit"],
+]
+
+
+def _bad_dbs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    directory = tmp_path / "a-directory.duckdb"
+    directory.mkdir()
+    not_db = tmp_path / "notes.duckdb"
+    not_db.write_text("these are notes, not a database\n" * 200)
+    return {
+        "directory": (directory, "is a directory, not a DuckDB file"),
+        "not-a-database": (not_db, "is not a DuckDB database file"),
+    }
+
+
+def test_unusable_db_is_one_line_and_exit_2_for_run_and_every_reader(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    (tmp_path / "landing").mkdir()
+    for db, text in _bad_dbs(tmp_path).values():
+        _one_clear_line(
+            cp.run(["run", "--landing", str(tmp_path / "landing"), "--db", str(db)], env), 2, text
+        )
+        for reader in READERS:
+            _one_clear_line(cp.run([*reader, "--db", str(db)], env), 2, text)
+
+
+def test_db_locked_by_another_process_is_one_line_and_exit_1(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    from backorders.adapters import store
+
+    db = tmp_path / "db.duckdb"
+    store.connect(db).close()
+    (tmp_path / "landing").mkdir()
+    # another program (not backorders) has the file open for writing
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(db)!r}); "
+            "print('open', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        r = cp.run(["run", "--landing", str(tmp_path / "landing"), "--db", str(db)], env)
+        _one_clear_line(r, 1, "is in use by another process")
+        for reader in READERS:
+            _one_clear_line(cp.run([*reader, "--db", str(db)], env), 1, "in use by another process")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _damaged_copy(tmp_path: Path) -> Path:
+    """A database with data, and 64 KiB of random bytes written inside a data block."""
+    from backorders.adapters import store
+
+    db = tmp_path / "damaged.duckdb"
+    with store.connect(db) as con:
+        con.execute(
+            "insert into quarantine select 'r1', 'orders', 'orders.csv', range, "
+            "md5(range::varchar) || repeat('x', 50), 'bad' from range(100000)"
+        )
+        con.execute("checkpoint")
+        block = con.execute(
+            "select max(block_id) from pragma_storage_info('quarantine') where block_id >= 0"
+        ).fetchone()
+    assert block is not None
+    # DuckDB's file: a 4 KiB main header, two 4 KiB database headers, 256 KiB blocks
+    offset = 3 * 4096 + block[0] * 262_144 + 1_000
+    with db.open("r+b") as fh:
+        fh.seek(offset)
+        fh.write(os.urandom(64 * 1024))
+    with (
+        duckdb.connect(str(db), read_only=True) as con,
+        pytest.raises(duckdb.Error, match="checksum"),
+    ):
+        con.execute("select * from quarantine").fetchall()  # the damage is real
+    return db
+
+
+def test_damaged_database_stops_the_run_and_fails_verify_audit(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    db = _damaged_copy(tmp_path)
+    (tmp_path / "landing").mkdir()
+    text = "database damaged: restore from backup (see docs/operations.md"
+
+    run = cp.run(["run", "--landing", str(tmp_path / "landing"), "--db", str(db)], env)
+    _one_clear_line(run, 1, text)
+    assert "table quarantine" in run.stderr
+    _one_clear_line(cp.run(["verify-audit", "--db", str(db)], env), 1, text)
