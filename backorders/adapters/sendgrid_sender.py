@@ -21,35 +21,35 @@ python_http_client 3.3.7, checked in their source):
 * An empty/None ``api_key`` silently falls back to ``$SENDGRID_API_KEY``; this adapter
   refuses an empty key instead.
 * Query parameters are encoded with ``urllib.parse.urlencode`` (spaces as ``+``), which is
-  how SendGrid's own examples call ``GET /v3/messages``.
 
-SendGrid's Email Activity API (``GET /v3/messages?query=...&limit=...``, checked in
-SendGrid's docs and OpenAPI spec): needs the paid "additional email activity history"
-add-on and a key with Email Activity access (without them: 400 "authorization required",
-401 or 403 "access forbidden"); 6 requests a minute (429 beyond); ``limit`` 1..1000;
-answers ``{"messages": [{"msg_id", "to_email", "status", ...}]}`` without the custom
-args, so a lookup by ``unique_args['message_key'] IN (...)`` is matched back to keys by
-recipient (``lookup_activity``).
+Payloads: sendgrid_payload; Email Activity: sendgrid_activity; redaction: sendgrid_redact.
 """
 
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import random
-import re
 import time
 import urllib.error
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from python_http_client.exceptions import HTTPError as SendGridHTTPError
 from sendgrid import SendGridAPIClient
 
+from backorders.adapters.sendgrid_activity import ActivityLookupMixin, activity_query
+from backorders.adapters.sendgrid_payload import (
+    MAX_PERSONALIZATIONS,
+    build_batch_payload,
+    build_mail_payload,
+    by_categories,
+    chunks,
+    fits_substitutions,
+)
+from backorders.adapters.sendgrid_redact import REDACTED, scrub, sendgrid_error_text
 from backorders.domain.email import (
     MAX_TEMPLATE_DATA_BYTES,
-    ActivityLookup,
     OutgoingEmail,
     SendOutcome,
     SendStatus,
@@ -69,257 +69,10 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-_REDACTED = "[REDACTED]"
-_BEARER_RE = re.compile(r"(Bearer\s+)[^\s'\",}]+", re.IGNORECASE)
-# SendGrid keys look like "SG.<22 chars>.<43 chars>"; scrub anything of that shape too.
-_SG_KEY_RE = re.compile(r"SG\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}")
 _MAX_ERROR_LEN = 500
 
 
-class _RedactAuthorizationFilter(logging.Filter):
-    """Logging filter that masks bearer tokens in python_http_client debug records."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Rewrite the record so no bearer token or SendGrid key survives; always keep it."""
-        try:
-            message = record.getMessage()
-        except Exception:  # malformed record: leave it to the logging machinery
-            return True
-        scrubbed = _SG_KEY_RE.sub(_REDACTED, _BEARER_RE.sub(r"\1" + _REDACTED, message))
-        if scrubbed != message:
-            record.msg = scrubbed
-            record.args = None
-        return True
-
-
-def _install_log_redaction() -> None:
-    """Attach the redacting filter to python_http_client's logger exactly once."""
-    logger = logging.getLogger("python_http_client.client")
-    if not any(isinstance(f, _RedactAuthorizationFilter) for f in logger.filters):
-        logger.addFilter(_RedactAuthorizationFilter())
-
-
-_install_log_redaction()
-
-
-def build_mail_payload(
-    email: OutgoingEmail,
-    *,
-    from_email: str,
-    from_name: str | None = None,
-    sandbox: bool = False,
-) -> dict[str, Any]:
-    """Build the v3 Mail Send JSON body for one e-mail (one personalization)."""
-    to = _recipient(email)
-    sender: dict[str, str] = {"email": from_email}
-    if from_name:
-        name = safe_header_value(from_name)
-        if name:
-            sender["name"] = name
-    if email.template_id is not None:
-        # A dynamic template brings its own subject and content: only the data travels.
-        payload: dict[str, Any] = {
-            "personalizations": [
-                {"to": [to], "dynamic_template_data": dict(email.template_data or {})}
-            ],
-            "from": sender,
-            "template_id": email.template_id,
-            "custom_args": email.custom_args(),
-        }
-    else:
-        # SendGrid rejects empty content values; text/plain must come before text/html.
-        content = [
-            {"type": mime, "value": value}
-            for mime, value in (("text/plain", email.text), ("text/html", email.html))
-            if value
-        ]
-        payload = {
-            "personalizations": [{"to": [to]}],
-            "from": sender,
-            "subject": safe_header_value(email.subject),
-            "content": content,
-            "custom_args": email.custom_args(),
-        }
-    categories = list(dict.fromkeys(c for c in map(safe_header_value, email.categories) if c))
-    if categories:
-        payload["categories"] = categories
-    if sandbox:
-        payload["mail_settings"] = {"sandbox_mode": {"enable": True}}
-    return payload
-
-
-MAX_PERSONALIZATIONS = 1000  # SendGrid's limit per request
-MAX_SUBSTITUTION_BYTES = 10_000  # SendGrid's limit per personalization
-TEXT_TAG = "%bo_text%"
-HTML_TAG = "%bo_html%"
-_TAG_PREFIX = "%bo_"
-
-
-def fits_substitutions(email: OutgoingEmail) -> bool:
-    """True when the email can share a request with others (its group's content block).
-
-    A template email always can (its data is checked by ``_precheck``); a rendered one
-    when its bodies fit as substitutions of the shared content block.
-    """
-    if email.template_id is not None:
-        return True
-    if not email.text or not email.html:
-        return False
-    if _TAG_PREFIX in email.text or _TAG_PREFIX in email.html:
-        return False  # a tag inside a value could be substituted again
-    size = sum(len(s.encode("utf-8")) for s in (TEXT_TAG, email.text, HTML_TAG, email.html))
-    return size <= MAX_SUBSTITUTION_BYTES
-
-
-def _recipient(email: OutgoingEmail) -> dict[str, str]:
-    to: dict[str, str] = {"email": email.to_email}
-    if email.to_name:
-        name = safe_header_value(email.to_name)
-        if name:
-            to["name"] = name
-    return to
-
-
-def build_batch_payload(
-    emails: Sequence[OutgoingEmail],
-    *,
-    from_email: str,
-    from_name: str | None = None,
-    sandbox: bool = False,
-) -> dict[str, Any]:
-    """One v3 Mail Send body for many emails: one personalization each.
-
-    Each personalization carries its own recipient and ``custom_args.message_key``. Rendered
-    emails carry their subject and their bodies as substitutions of the shared content
-    block; template emails (all with the same ``template_id``, a top-level field) carry
-    their ``dynamic_template_data``. The emails must share their categories (a top-level
-    field) and fit ``fits_substitutions``.
-    """
-    if not 1 <= len(emails) <= MAX_PERSONALIZATIONS:
-        raise ValueError(f"a request carries 1 to {MAX_PERSONALIZATIONS} personalizations")
-    template_ids = {e.template_id for e in emails}
-    if len(template_ids) != 1:
-        raise ValueError("the emails of one request must share their template (or have none)")
-    template_id = template_ids.pop()
-    sender: dict[str, str] = {"email": from_email}
-    if from_name:
-        name = safe_header_value(from_name)
-        if name:
-            sender["name"] = name
-    if template_id is not None:
-        payload: dict[str, Any] = {
-            "personalizations": [
-                {
-                    "to": [_recipient(e)],
-                    "custom_args": e.custom_args(),
-                    "dynamic_template_data": dict(e.template_data or {}),
-                }
-                for e in emails
-            ],
-            "from": sender,
-            "template_id": template_id,
-        }
-    else:
-        payload = {
-            "personalizations": [
-                {
-                    "to": [_recipient(e)],
-                    "subject": safe_header_value(e.subject),
-                    "custom_args": e.custom_args(),
-                    "substitutions": {TEXT_TAG: e.text, HTML_TAG: e.html},
-                }
-                for e in emails
-            ],
-            "from": sender,
-            "content": [
-                {"type": "text/plain", "value": TEXT_TAG},
-                {"type": "text/html", "value": HTML_TAG},
-            ],
-        }
-    categories = list(dict.fromkeys(c for c in map(safe_header_value, emails[0].categories) if c))
-    if categories:
-        payload["categories"] = categories
-    if sandbox:
-        payload["mail_settings"] = {"sandbox_mode": {"enable": True}}
-    return payload
-
-
-def _by_categories(emails: Sequence[OutgoingEmail]) -> list[list[OutgoingEmail]]:
-    """Emails that can share a request: same categories and same template (or none)."""
-    groups: dict[tuple[tuple[str, ...], str | None], list[OutgoingEmail]] = {}
-    for e in emails:
-        groups.setdefault((e.categories, e.template_id), []).append(e)
-    return list(groups.values())
-
-
-def _chunks(items: Sequence[OutgoingEmail], size: int) -> Iterator[Sequence[OutgoingEmail]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-ACTIVITY_LIMIT = 1000  # most messages one Email Activity request returns (its `limit`)
-ACTIVITY_ARG = "message_key"  # the custom arg every email carries, searched as unique_args
-
-
-def activity_query(email_keys: Sequence[str]) -> str:
-    """The Email Activity query for the messages whose custom arg ``message_key`` is one of these.
-
-    SendGrid's query language: ``unique_args['name']`` addresses a custom arg, ``IN`` takes a
-    parenthesised list of double-quoted strings, ``\\`` escapes.
-    """
-
-    def quoted(value: str) -> str:
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    return f"unique_args['{ACTIVITY_ARG}'] IN ({','.join(quoted(k) for k in email_keys)})"
-
-
-def _spread_by_recipient(
-    emails: Sequence[tuple[str, str]], size: int
-) -> list[list[tuple[str, str]]]:
-    """Chunks of at most ``size`` (key, address) with no address twice in a chunk.
-
-    The feed answers with recipients, not custom args: within one query a recipient must
-    name one key, so that a listed message can be matched back to its email.
-    """
-    chunks: list[list[tuple[str, str]]] = []
-    seen: list[set[str]] = []
-    for key, address in sorted(emails):
-        low = address.lower()
-        for chunk, addresses in zip(chunks, seen, strict=True):
-            if len(chunk) < size and low not in addresses:
-                chunk.append((key, address))
-                addresses.add(low)
-                break
-        else:
-            chunks.append([(key, address)])
-            seen.append({low})
-    return chunks
-
-
-def _sendgrid_error_text(body: bytes | str | None) -> str:
-    """Extract SendGrid's ``errors[].message`` (and field) from an error body."""
-    if not body:
-        return ""
-    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return raw.strip()[:200]
-    if isinstance(parsed, dict) and isinstance(parsed.get("errors"), list):
-        parts: list[str] = []
-        for item in parsed["errors"]:
-            if not isinstance(item, dict):
-                continue
-            message = str(item.get("message") or "").strip()
-            field = item.get("field")
-            parts.append(f"{message} (field: {field})" if field else message)
-        return "; ".join(p for p in parts if p)
-    return raw.strip()[:200]
-
-
-class SendGridSender:
+class SendGridSender(ActivityLookupMixin):
     """Deliver ``OutgoingEmail`` objects via SendGrid, retrying only when provably safe."""
 
     def __init__(
@@ -373,7 +126,7 @@ class SendGridSender:
         return (
             f"SendGridSender(host={self._host!r}, from_email={self._from_email!r}, "
             f"sandbox={self._sandbox!r}, timeout_s={self._timeout_s!r}, "
-            f"max_attempts={self._max_attempts!r}, api_key='{_REDACTED}')"
+            f"max_attempts={self._max_attempts!r}, api_key='{REDACTED}')"
         )
 
     def send(self, email: OutgoingEmail) -> SendOutcome:
@@ -407,8 +160,8 @@ class SendGridSender:
                 batchable.append(email)
             else:
                 outcomes[email.message_key] = self.send(email)
-        for group in _by_categories(batchable):
-            for chunk in _chunks(group, MAX_PERSONALIZATIONS):
+        for group in by_categories(batchable):
+            for chunk in chunks(group, MAX_PERSONALIZATIONS):
                 for outcome in self._send_chunk(chunk):
                     outcomes[outcome.message_key] = outcome
         return [outcomes[e.message_key] for e in emails]
@@ -437,7 +190,7 @@ class SendGridSender:
                 response = self._post(payload)
             except SendGridHTTPError as exc:
                 status = int(exc.status_code)
-                detail = _sendgrid_error_text(getattr(exc, "body", None))
+                detail = sendgrid_error_text(getattr(exc, "body", None))
                 last_error = f"HTTP {status}" + (f": {detail}" if detail else "")
                 if status != 429 and not 500 <= status <= 599:
                     return "failed", None, last_error, attempt
@@ -471,108 +224,6 @@ class SendGridSender:
             None,
             f"gave up after {self._max_attempts} attempts: {last_error}",
             (self._max_attempts),
-        )
-
-    def lookup_activity(
-        self,
-        emails: Sequence[tuple[str, str]],
-        *,
-        keys_per_query: int = 50,
-        max_queries: int = 20,
-    ) -> ActivityLookup:
-        """Ask SendGrid's Email Activity which of these (email key, recipient) it has.
-
-        One ``GET /v3/messages`` per chunk of ``keys_per_query`` keys (an ``IN`` query on the
-        ``message_key`` custom arg), at most ``max_queries`` requests (the API allows 6 a
-        minute; 429 is waited out as for sends). The answer lists recipients, not custom
-        args, so each chunk holds a recipient once and a listed message is matched back by
-        its ``to_email``. A key counts as not found only when its chunk's answer was whole
-        (fewer than ``limit`` messages, every one matched); anything doubtful leaves the
-        key unresolved. Never raises for HTTP or transport trouble: ``error`` says it.
-        """
-        found: dict[str, str] = {}
-        not_found: set[str] = set()
-        error: str | None = None
-        for n, chunk in enumerate(_spread_by_recipient(emails, max(1, keys_per_query))):
-            if n >= max_queries:
-                error = (
-                    f"stopped after {max_queries} Email Activity requests (SendGrid allows 6 "
-                    "a minute); the rest is looked up by the next send pass"
-                )
-                break
-            messages, problem = self._activity_query(activity_query([k for k, _ in chunk]))
-            if messages is None:
-                error = problem
-                break
-            by_recipient: dict[str, list[str]] = {}
-            for m in messages:
-                by_recipient.setdefault(str(m.get("to_email") or "").lower(), []).append(
-                    str(m.get("msg_id") or "")
-                )
-            addresses = {address.lower() for _, address in chunk}
-            whole = len(messages) < ACTIVITY_LIMIT and set(by_recipient) <= addresses
-            for key, address in chunk:
-                ids = by_recipient.get(address.lower())
-                if ids:
-                    found[key] = sorted(ids)[0]
-                elif whole:
-                    not_found.add(key)
-            if not whole:
-                error = "an Email Activity answer could not be matched to our emails in full"
-        return ActivityLookup(
-            found, frozenset(not_found), None if error is None else self._scrub(error)
-        )
-
-    def _activity_query(self, query: str) -> tuple[list[dict[str, Any]] | None, str | None]:
-        """One Email Activity request with retries: (messages, None) or (None, why not)."""
-        last_error = "no attempt made"
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                response = self._client.client.messages.get(
-                    query_params={"query": query, "limit": ACTIVITY_LIMIT},
-                    timeout=self._timeout_s,
-                )
-            except SendGridHTTPError as exc:
-                status = int(exc.status_code)
-                detail = _sendgrid_error_text(getattr(exc, "body", None))
-                last_error = f"HTTP {status}" + (f": {detail}" if detail else "")
-                no_access = status in (401, 403, 404) or (
-                    status == 400 and "authoriz" in detail.lower()
-                )
-                if no_access:
-                    return None, (
-                        f"Email Activity API not available to this key ({last_error}); it "
-                        "needs SendGrid's 'additional email activity history' add-on and an "
-                        "API key with Email Activity access"
-                    )
-                if status != 429 and not 500 <= status <= 599:
-                    return None, f"Email Activity lookup refused ({last_error})"
-                delay = self._retry_delay(attempt, status, getattr(exc, "headers", None))
-            except (OSError, http.client.HTTPException) as exc:  # a GET is safe to repeat
-                last_error = f"{type(exc).__name__}: {exc}"
-                delay = self._retry_delay(attempt, None, None)
-            else:
-                try:
-                    body = json.loads(response.body or b"{}")
-                    messages = body["messages"]
-                    if not isinstance(messages, list) or not all(
-                        isinstance(m, dict) for m in messages
-                    ):
-                        raise TypeError("messages is not a list of objects")
-                except (ValueError, KeyError, TypeError) as exc:
-                    return None, f"Email Activity answer not understood ({exc})"
-                return messages, None
-            if attempt < self._max_attempts:
-                _log.info(
-                    "sendgrid activity retry attempt=%d delay=%.3fs error=%s",
-                    attempt,
-                    delay,
-                    self._scrub(last_error),
-                )
-                self._sleep(delay)
-        return (
-            None,
-            f"Email Activity lookup gave up after {self._max_attempts} attempts: {last_error}",
         )
 
     def _post(self, payload: dict[str, Any]) -> Any:
@@ -616,9 +267,7 @@ class SendGridSender:
 
     def _scrub(self, text: str) -> str:
         """Remove the API key (and anything key- or bearer-shaped) from ``text``."""
-        text = text.replace(self._api_key, _REDACTED)
-        text = _BEARER_RE.sub(r"\1" + _REDACTED, text)
-        return _SG_KEY_RE.sub(_REDACTED, text)
+        return scrub(text, self._api_key)
 
     def _outcome(
         self,
