@@ -112,7 +112,7 @@ def _run_flow(
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate demo feeds (deterministic) and run one cycle on them."""
-    from backorders.demo_data import DemoSpec, generate
+    from backorders.devtools.demo_data import DemoSpec, generate
 
     spec = DemoSpec(seed=args.seed, scale=args.scale)
     landing = args.dir / "landing"

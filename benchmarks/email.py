@@ -127,7 +127,7 @@ def main() -> None:
     )
     first = dataclasses.replace(options, resolve_unknown=False)  # the doubt waits for pass 2
     server = subprocess.Popen(
-        [sys.executable, "-m", "backorders.adapters.sendgrid_fake", "--port", "0", "--key", KEY],
+        [sys.executable, "-m", "backorders.devtools.sendgrid_server", "--port", "0", "--key", KEY],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,

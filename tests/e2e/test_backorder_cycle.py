@@ -9,8 +9,8 @@ import duckdb
 import pytest
 
 from backorders.adapters import audit
-from backorders.adapters.sendgrid_fake import FakeSendGrid
-from backorders.demo_data import DemoSpec, generate
+from backorders.devtools.demo_data import DemoSpec, generate
+from backorders.devtools.sendgrid_server import FakeSendGrid
 from flows.backorder_cycle import backorder_cycle
 
 pytestmark = pytest.mark.e2e

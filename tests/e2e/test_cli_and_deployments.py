@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from backorders.cli import main
-from backorders.demo_data import DemoSpec, generate
+from backorders.devtools.demo_data import DemoSpec, generate
 from flows.deployments import build_deployments
 
 pytestmark = pytest.mark.e2e

@@ -54,7 +54,7 @@ def test_deleted_row_is_detected(con: duckdb.DuckDBPyConnection) -> None:
 def _allocated(tmp_path: Path, seed: int) -> duckdb.DuckDBPyConnection:
     """A demo world ingested and allocated by run r1."""
     from backorders.adapters import allocation_store, ingest
-    from backorders.demo_data import DemoSpec, generate
+    from backorders.devtools.demo_data import DemoSpec, generate
     from backorders.settings import load_settings
 
     spec, s = DemoSpec(seed=seed), load_settings()

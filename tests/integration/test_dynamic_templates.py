@@ -14,9 +14,9 @@ import duckdb
 import pytest
 
 from backorders.adapters import allocation_store, ingest, outbox, store
-from backorders.adapters.sendgrid_fake import FakeSendGrid
 from backorders.adapters.sendgrid_sender import SendGridSender
-from backorders.demo_data import DemoSpec, generate
+from backorders.devtools.demo_data import DemoSpec, generate
+from backorders.devtools.sendgrid_server import FakeSendGrid
 from backorders.domain.email import OutgoingEmail
 from backorders.domain.messages import format_date
 from backorders.settings import load_settings

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from backorders.adapters.sendgrid_fake import FakeSendGrid, parse_activity_query
 from backorders.adapters.sendgrid_sender import SendGridSender, activity_query
+from backorders.devtools.sendgrid_server import FakeSendGrid, parse_activity_query
 from backorders.domain.email import OutgoingEmail
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ import duckdb
 import pytest
 
 from backorders.adapters import allocation_store, audit, ingest, outbox, store
-from backorders.adapters.sendgrid_fake import FakeSendGrid
 from backorders.adapters.sendgrid_sender import SendGridSender
-from backorders.demo_data import DemoSpec, generate
+from backorders.devtools.demo_data import DemoSpec, generate
+from backorders.devtools.sendgrid_server import FakeSendGrid
 from backorders.domain.messages import OrderState, format_date
 from backorders.settings import load_settings
 from tests.integration.conftest import database_before

@@ -23,8 +23,8 @@ import duckdb
 import pytest
 
 from backorders.adapters import audit, outbox, store
-from backorders.adapters.sendgrid_fake import FakeSendGrid
 from backorders.adapters.sendgrid_sender import SendGridSender
+from backorders.devtools.sendgrid_server import FakeSendGrid
 from tests.integration import outbox_worker
 
 pytestmark = pytest.mark.integration

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from backorders.adapters.sendgrid_fake import FakeSendGrid
 from backorders.adapters.sendgrid_sender import SendGridSender
+from backorders.devtools.sendgrid_server import FakeSendGrid
 from backorders.domain.email import OutgoingEmail
 
 pytestmark = pytest.mark.integration
@@ -513,7 +513,7 @@ def test_fake_runs_as_standalone_process_and_prints_url(
         [
             sys.executable,
             "-m",
-            "backorders.adapters.sendgrid_fake",
+            "backorders.devtools.sendgrid_server",
             *("--port", "0", "--key", API_KEY),
         ],
         cwd=REPO_ROOT,

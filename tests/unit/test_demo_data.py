@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from backorders.demo_data import DemoManifest, DemoSpec, generate
+from backorders.devtools.demo_data import DemoManifest, DemoSpec, generate
 
 AS_OF = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 

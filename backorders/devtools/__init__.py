@@ -1,0 +1,1 @@
+"""Test and demo tools: the local SendGrid server and the demo data generator."""
