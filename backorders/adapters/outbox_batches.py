@@ -1,4 +1,4 @@
-"""What a send pass sends: the sendable emails, rendered a chunk ahead, in batches."""
+"""What a send pass sends: the sendable emails, rendered a chunk ahead, one request each."""
 
 from __future__ import annotations
 
@@ -52,6 +52,28 @@ def load_sendable(con: duckdb.DuckDBPyConnection, retry_budget: int) -> list[Sen
     return [Sendable(k, to, name, tuple(kinds), tuple(mk)) for k, to, name, kinds, mk in rows]
 
 
+def requests_of(emails: Sequence[OutgoingEmail], batch_size: int) -> list[Batch]:
+    """The requests these emails go in: one per rendered email, templated ones together.
+
+    A rendered email has its own subject and bodies, so it travels alone; emails of one
+    dynamic template and the same categories share a request of up to `batch_size`
+    personalizations (docs/emails.md, "One request per email").
+    """
+    out: list[Batch] = []
+    groups: dict[tuple[str, tuple[str, ...]], list[OutgoingEmail]] = {}
+    for e in emails:
+        if e.template_id is None:
+            out.append(Batch([e], [e.message_key]))
+        else:
+            group = groups.setdefault((e.template_id, e.categories), [])
+            group.append(e)
+            if len(group) == batch_size:
+                out.append(Batch(list(group), [g.message_key for g in group]))
+                group.clear()
+    out.extend(Batch(g, [e.message_key for e in g]) for g in groups.values() if g)
+    return out
+
+
 def rendered_batches(
     con: duckdb.DuckDBPyConnection,
     todo: Sequence[Sendable],
@@ -96,9 +118,7 @@ def rendered_batches(
             item = ready.get()
             if isinstance(item, BaseException):
                 raise item
-            for i in range(0, len(item), size):
-                batch = item[i : i + size]
-                yield Batch(batch, [e.message_key for e in batch])
+            yield from requests_of(item, size)
     finally:
         stop.set()
         while producer.is_alive():  # unblock a producer waiting to hand over a chunk

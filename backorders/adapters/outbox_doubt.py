@@ -39,17 +39,23 @@ class ActivitySender(Protocol):
 def mark_unknown_left_sending(
     con: duckdb.DuckDBPyConnection, *, run_id: str, now: datetime
 ) -> None:
-    """Rows left `sending` by a stopped process: failed/unknown since now (never resent blindly).
+    """Rows left `sending` by a stopped process: in doubt since now (never resent blindly).
+
+    They stay `sending` (never `failed`: SendGrid may have accepted them) with failure
+    'unknown', unknown_since and a last_error that tells a person what to check.
 
     This process opened the DuckDB file, so the one that marked them `sending` has stopped
     (one writer at a time): no request for them can leave after `now`.
     """
     with store.transaction(con):
         stuck = con.execute(
-            "update outbox set status = 'failed', failure = 'unknown', unknown_since = $now, "
-            "last_error = 'outcome unknown: the sending process stopped mid-request; looked up "
-            "in SendGrid''s Email Activity by message_key before any resend (docs/emails.md)' "
-            "where status = 'sending' returning message_key, email_key",
+            "update outbox set failure = 'unknown', unknown_since = $now, "
+            "last_error = 'in doubt: the sending process stopped while this request was in "
+            "flight, so SendGrid may or may not have it; looked up in SendGrid''s Email "
+            "Activity by message_key before any resend; if the lookup is not available, "
+            "check the activity for this message_key and requeue it if absent (docs/emails.md)' "
+            "where status = 'sending' and failure is distinct from 'unknown' "
+            "returning message_key, email_key",
             {"now": now},
         ).fetchall()
         audit.append(
@@ -86,7 +92,7 @@ def resolve_unknown_outcomes(
         "select o.email_key, any_value(e.to_email), min(o.unknown_since), "
         "list(o.message_key order by o.message_key) "
         "from outbox o join outbox_emails e using (email_key) "
-        "where o.status = 'failed' and o.failure = 'unknown' "
+        "where o.status = 'sending' and o.failure = 'unknown' "
         "group by o.email_key order by o.email_key"
     ).fetchall()
     if not rows:
@@ -137,7 +143,7 @@ def resolve_unknown_outcomes(
                 f"outcome unknown; Email Activity lookup did not answer ({lookup.error}): "
                 "check SendGrid's activity for this message_key, then requeue if absent"
             )
-            values = ("failed", None, error[:MAX_ERROR], None)
+            values = ("sending", None, error[:MAX_ERROR], None)
         else:  # "wait": the feed may not list it yet; look again next pass
             continue
         for col, val in zip(cols, (email_key, *values), strict=True):
@@ -153,12 +159,12 @@ def resolve_unknown_outcomes(
     with store.transaction(con):
         con.execute(
             "update outbox set status = r.s, "
-            "failure = case when r.s = 'failed' then 'unknown' end, "
+            "failure = case when r.s = 'sending' then 'unknown' end, "
             "provider_message_id = coalesce(r.pid, outbox.provider_message_id), "
             "last_error = r.e, sent_at = r.t, "
-            "unknown_since = case when r.s = 'failed' then outbox.unknown_since end "
+            "unknown_since = case when r.s = 'sending' then outbox.unknown_since end "
             "from res r where outbox.email_key = r.ek "
-            "and outbox.status = 'failed' and outbox.failure = 'unknown'"
+            "and outbox.status = 'sending' and outbox.failure = 'unknown'"
         )
         audit.append(
             con, run_id, sorted(events, key=lambda ev: ev.entity_id), logged_at=looked_up_at

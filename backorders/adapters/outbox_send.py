@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 
+from backorders import interrupt
 from backorders.adapters import audit, store
 from backorders.adapters.outbox_batches import Batch, load_sendable, rendered_batches
 from backorders.adapters.outbox_doubt import mark_unknown_left_sending, resolve_unknown_outcomes
@@ -26,6 +28,7 @@ from backorders.domain.email import OutgoingEmail, SendOutcome
 from backorders.settings import Settings
 
 log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 2.0  # a progress line at most this often (and one at the end)
 
 
 class Sender(Protocol):
@@ -40,20 +43,32 @@ class Sender(Protocol):
 class SendResult:
     """What one send pass did, counted in messages (outbox rows).
 
-    How unknown outcomes were settled is in plain attributes, not fields, so that
-    ``asdict()`` (the run summary's `sent` entry) keeps its shape: ``resolved`` (unknown ->
-    sent: found in SendGrid's Email Activity), ``requeued`` (unknown -> pending: not in the
-    feed after the settle delay; sent again), ``unresolved`` (still unknown after the pass).
+    ``sent``, ``failed`` (this pass), ``unknown`` (became in doubt in this pass: still
+    `sending`, flagged for the Email Activity lookup or a person), ``not_sent`` (handed to
+    the sender, nothing accepted, back to `pending`: a stop request or a refused key),
+    ``not_attempted`` (never handed to the sender because sending stopped). How earlier
+    doubt was settled is in plain attributes, not fields: ``resolved`` (found in SendGrid's
+    Email Activity: sent), ``requeued`` (not in the feed after the settle delay: sent
+    again), ``unresolved`` (still in doubt after the pass); ``stopped`` says why sending
+    stopped early (None: it did not).
     """
 
     sent: int = 0
     failed: int = 0
-    unknown: int = 0  # became unknown in this pass
+    unknown: int = 0
+    not_sent: int = 0
+    not_attempted: int = 0
 
     def __post_init__(self) -> None:
         self.resolved = 0
         self.requeued = 0
         self.unresolved = 0
+        self.stopped: str | None = None
+
+    @property
+    def failures(self) -> int:
+        """Messages of this pass that did not go out: failed, in doubt, or left unsent."""
+        return self.failed + self.unknown + self.not_sent + self.not_attempted
 
 
 @dataclass(frozen=True)
@@ -97,18 +112,22 @@ def send_pending(
     now: Callable[[], datetime],
     progress: Callable[[str], None] = log.info,
     batch_size: int = 500,
-    concurrency: int = 2,
+    concurrency: int = 8,
     retry_budget: int = 20,
     options: SendOptions | None = None,
 ) -> SendResult:
     """Send every pending email once (and retry transient failures); record and audit each.
 
-    First, rows left `sending` by a stopped process become unknown, and unknown outcomes
-    are looked up in SendGrid's Email Activity (found: sent; not found after the settle
-    delay: pending again, sent below; otherwise they stay unknown). Then up to
-    `concurrency` requests of up to `batch_size` emails are in flight; each batch is marked
-    `sending` in one transaction before its request and its outcomes recorded in one
-    transaction after, so a crash leaves at most `concurrency` batches in doubt.
+    First, rows left `sending` by a stopped process are flagged in doubt, and doubt is
+    looked up in SendGrid's Email Activity (found: sent; not found after the settle delay:
+    pending again, sent below; otherwise they stay in doubt). Then up to `concurrency`
+    requests are in flight: one per rendered email, up to `batch_size` emails of one
+    dynamic template together. Each request's emails are marked `sending` in one
+    transaction just before it goes out, so a crash leaves at most `concurrency`
+    requests in doubt; outcomes are recorded as requests come back. Before each request
+    the loop checks for a stop request (backorders.interrupt) and for a sender that
+    stopped (a refused API key): then it dispatches nothing more, waits for the requests
+    in flight and records them; what was not dispatched stays `pending`.
     `options` None: SendOptions.from_settings() (defaults, settings file, environment).
     """
     opts = options if options is not None else SendOptions.from_settings()
@@ -118,45 +137,84 @@ def send_pending(
         resolve_unknown_outcomes(con, sender, result, run_id=run_id, now=now, opts=opts)
     todo = load_sendable(con, retry_budget)
     total = sum(len(t.message_keys) for t in todo)
-    done = 0
-    pending_batches = rendered_batches(con, todo, batch_size, opts)
+    dispatched = 0
+    report = _Progress(progress, total)
+    requests = rendered_batches(con, todo, batch_size, opts)
     inflight: dict[Future[list[SendOutcome]], Batch] = {}
+    width = max(1, concurrency)
     with (
-        contextlib.closing(pending_batches),
-        ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="send") as pool,
+        contextlib.closing(requests),
+        ThreadPoolExecutor(max_workers=width, thread_name_prefix="send") as pool,
     ):
 
-        def submit_next() -> None:
-            batch = next(pending_batches, None)
+        def submit_next() -> bool:
+            nonlocal dispatched
+            result.stopped = result.stopped or _stop_reason(sender)
+            if result.stopped is not None:
+                return False
+            batch = next(requests, None)
             if batch is None:
-                return
+                return False
             with store.transaction(con):
                 _set_sending(con, batch.keys)
                 _keep_texts(con, batch.emails)
             inflight[pool.submit(_send_safely, sender, batch.emails)] = batch
+            dispatched += sum(len(e.carries) for e in batch.emails)
+            return True
 
-        for _ in range(max(1, concurrency)):
-            submit_next()
+        while len(inflight) < width and submit_next():
+            pass
         while inflight:
             finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                batch = inflight.pop(fut)
-                counts = _record(con, batch, fut.result(), run_id=run_id, now=now())
-                result.sent += counts.sent
-                result.failed += counts.failed
-                result.unknown += counts.unknown
-                done += sum(len(e.carries) for e in batch.emails)
-                progress(f"sent {done}/{total} messages")
-                submit_next()
+            done = [(inflight.pop(f), f.result()) for f in finished]
+            counts = _record(con, done, run_id=run_id, now=now())
+            for name in ("sent", "failed", "unknown", "not_sent"):
+                setattr(result, name, getattr(result, name) + getattr(counts, name))
+            report(result, final=False)
+            while len(inflight) < width and submit_next():
+                pass
+    result.not_attempted = total - dispatched
     row = con.execute(
-        "select count(*) from outbox where status = 'failed' and failure = 'unknown'"
+        "select count(*) from outbox where status = 'sending' and failure = 'unknown'"
     ).fetchone()
     result.unresolved = int(row[0]) if row else 0
+    report(result, final=True)
     return result
 
 
+def _stop_reason(sender: Sender) -> str | None:
+    """Why no more requests go out: a stop request, or the sender stopped (a refused key)."""
+    if interrupt.requested():
+        return "a stop was requested (SIGTERM or SIGINT)"
+    reason = getattr(sender, "stop_reason", None)
+    return reason if isinstance(reason, str) else None
+
+
+class _Progress:
+    """The send pass's progress lines: sent, failed, in doubt, not yet sent; every 2 s."""
+
+    def __init__(self, progress: Callable[[str], None], total: int) -> None:
+        self.progress = progress
+        self.total = total
+        self.last = time.monotonic()
+
+    def __call__(self, r: SendResult, *, final: bool) -> None:
+        t = time.monotonic()
+        if not final and t - self.last < PROGRESS_EVERY_S:
+            return
+        self.last = t
+        settled = r.sent + r.failed + r.unknown
+        line = (
+            f"sent {r.sent}/{self.total} messages, {r.failed} failed, {r.unknown} in doubt, "
+            f"{self.total - settled} not sent"
+        )
+        if final and r.stopped:
+            line += f" (sending stopped: {r.stopped})"
+        self.progress(line)
+
+
 def _send_safely(sender: Sender, emails: list[OutgoingEmail]) -> list[SendOutcome]:
-    """The sender's outcomes; an unexpected error makes the whole batch 'unknown'."""
+    """The sender's outcomes; an unexpected error makes the whole request 'unknown'."""
     try:
         return sender.send_batch(emails)
     except Exception as exc:  # a bug or an odd transport error: the request may be out
@@ -166,7 +224,7 @@ def _send_safely(sender: Sender, emails: list[OutgoingEmail]) -> list[SendOutcom
 
 
 def _set_sending(con: duckdb.DuckDBPyConnection, email_keys: list[str]) -> None:
-    """Mark a batch's messages `sending` (one more attempt) before its request goes out."""
+    """Mark a request's messages `sending` (one more attempt) just before it goes out."""
     con.execute(
         "update outbox set status = 'sending', failure = null, unknown_since = null, "
         "attempts = attempts + 1 where email_key in (select unnest($k::varchar[]))",
@@ -198,56 +256,58 @@ def _keep_texts(con: duckdb.DuckDBPyConnection, emails: list[OutgoingEmail]) -> 
     )
 
 
-_STATUS = {"sent": "sent", "failed": "failed", "unknown": "failed"}
+# an outcome's row status and failure; in doubt stays `sending` (docs/emails.md)
+_STATUS = {"sent": "sent", "failed": "failed", "unknown": "sending", "not_sent": "pending"}
+_EVENT = {
+    "sent": "message_sent",
+    "failed": "message_failed",
+    "unknown": "message_outcome_unknown",
+    "not_sent": "message_not_sent",
+}
+IN_DOUBT_ERROR = (
+    "in doubt: the request went out and no answer came ({error}); looked up in SendGrid's "
+    "Email Activity by message_key before any resend (docs/emails.md)"
+)
 
 
 def _record(
     con: duckdb.DuckDBPyConnection,
-    batch: Batch,
-    outcomes: list[SendOutcome],
+    done: Sequence[tuple[Batch, list[SendOutcome]]],
     *,
     run_id: str,
     now: datetime,
 ) -> SendResult:
-    """Record a batch's outcomes and audit each message, in one transaction."""
+    """Record the outcomes of the requests that came back and audit each message, in one transaction."""
     counts = SendResult()
-    carried = {e.message_key: e.carries for e in batch.emails}
     cols: dict[str, list[Any]] = {k: [] for k in ("ek", "s", "f", "pid", "e", "a")}
     events: list[audit.AuditEvent] = []
-    for o in outcomes:
-        status = _STATUS[o.status]
-        failure = None
-        error = o.error
-        if o.status == "unknown":
-            failure = "unknown"
-            error = f"outcome unknown, looked up in SendGrid's Email Activity before any resend: {o.error}"
-        elif o.status == "failed":
-            failure = "transient" if o.retryable else "permanent"
-        n = len(carried[o.message_key])
-        if o.status == "sent":
-            counts.sent += n
-        elif o.status == "unknown":
-            counts.unknown += n
-        else:
-            counts.failed += n
-        for col, val in zip(
-            cols,
-            (o.message_key, status, failure, o.provider_message_id, error, o.attempts),
-            strict=True,
-        ):
-            cols[col].append(val)
-        event = "message_outcome_unknown" if o.status == "unknown" else f"message_{status}"
-        details = {
-            "provider_message_id": o.provider_message_id,
-            "attempts": o.attempts,
-            "error": error,
-            "email_key": o.message_key,
-        }
-        if failure:
-            details["failure"] = failure
-        events.extend(
-            audit.AuditEvent(event, "message", k, details) for k in carried[o.message_key]
-        )
+    for batch, outcomes in done:
+        carried = {e.message_key: e.carries for e in batch.emails}
+        for o in outcomes:
+            failure = None
+            error = o.error
+            if o.status == "unknown":
+                failure = "unknown"
+                error = IN_DOUBT_ERROR.format(error=o.error)
+            elif o.status == "failed":
+                failure = "transient" if o.retryable else "permanent"
+            n = len(carried[o.message_key])
+            setattr(counts, o.status, getattr(counts, o.status) + n)
+            values = (o.message_key, _STATUS[o.status], failure, o.provider_message_id, error)
+            for col, val in zip(cols, (*values, o.attempts), strict=True):
+                cols[col].append(val)
+            details = {
+                "provider_message_id": o.provider_message_id,
+                "attempts": o.attempts,
+                "error": error,
+                "email_key": o.message_key,
+            }
+            if failure:
+                details["failure"] = failure
+            events.extend(
+                audit.AuditEvent(_EVENT[o.status], "message", k, details)
+                for k in carried[o.message_key]
+            )
     res = pa.table(  # noqa: F841  (scanned by DuckDB below)
         cols,
         schema=pa.schema(

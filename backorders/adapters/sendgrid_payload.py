@@ -55,26 +55,6 @@ def build_mail_payload(
 
 
 MAX_PERSONALIZATIONS = 1000  # SendGrid's limit per request
-MAX_SUBSTITUTION_BYTES = 10_000  # SendGrid's limit per personalization
-TEXT_TAG = "%bo_text%"
-HTML_TAG = "%bo_html%"
-_TAG_PREFIX = "%bo_"
-
-
-def fits_substitutions(email: OutgoingEmail) -> bool:
-    """True when the email can share a request with others (its group's content block).
-
-    A template email always can (its data is checked by ``_precheck``); a rendered one
-    when its bodies fit as substitutions of the shared content block.
-    """
-    if email.template_id is not None:
-        return True
-    if not email.text or not email.html:
-        return False
-    if _TAG_PREFIX in email.text or _TAG_PREFIX in email.html:
-        return False  # a tag inside a value could be substituted again
-    size = sum(len(s.encode("utf-8")) for s in (TEXT_TAG, email.text, HTML_TAG, email.html))
-    return size <= MAX_SUBSTITUTION_BYTES
 
 
 def _recipient(email: OutgoingEmail) -> dict[str, str]:
@@ -93,55 +73,36 @@ def build_batch_payload(
     from_name: str | None = None,
     sandbox: bool = False,
 ) -> dict[str, Any]:
-    """One v3 Mail Send body for many emails: one personalization each.
+    """One v3 Mail Send body for many emails of one dynamic template: a personalization each.
 
-    Each personalization carries its own recipient and ``custom_args.message_key``. Rendered
-    emails carry their subject and their bodies as substitutions of the shared content
-    block; template emails (all with the same ``template_id``, a top-level field) carry
-    their ``dynamic_template_data``. The emails must share their categories (a top-level
-    field) and fit ``fits_substitutions``.
+    Each personalization carries its own recipient, ``custom_args.message_key`` and
+    ``dynamic_template_data``; the ``template_id`` and the categories are top-level fields,
+    so the emails must share them. Rendered emails (their own subject and bodies) go one
+    per request (``build_mail_payload``): personalizations share one subject and content.
     """
     if not 1 <= len(emails) <= MAX_PERSONALIZATIONS:
         raise ValueError(f"a request carries 1 to {MAX_PERSONALIZATIONS} personalizations")
     template_ids = {e.template_id for e in emails}
-    if len(template_ids) != 1:
-        raise ValueError("the emails of one request must share their template (or have none)")
+    if len(template_ids) != 1 or None in template_ids:
+        raise ValueError("the emails of one request must share one dynamic template")
     template_id = template_ids.pop()
     sender: dict[str, str] = {"email": from_email}
     if from_name:
         name = safe_header_value(from_name)
         if name:
             sender["name"] = name
-    if template_id is not None:
-        payload: dict[str, Any] = {
-            "personalizations": [
-                {
-                    "to": [_recipient(e)],
-                    "custom_args": e.custom_args(),
-                    "dynamic_template_data": dict(e.template_data or {}),
-                }
-                for e in emails
-            ],
-            "from": sender,
-            "template_id": template_id,
-        }
-    else:
-        payload = {
-            "personalizations": [
-                {
-                    "to": [_recipient(e)],
-                    "subject": safe_header_value(e.subject),
-                    "custom_args": e.custom_args(),
-                    "substitutions": {TEXT_TAG: e.text, HTML_TAG: e.html},
-                }
-                for e in emails
-            ],
-            "from": sender,
-            "content": [
-                {"type": "text/plain", "value": TEXT_TAG},
-                {"type": "text/html", "value": HTML_TAG},
-            ],
-        }
+    payload: dict[str, Any] = {
+        "personalizations": [
+            {
+                "to": [_recipient(e)],
+                "custom_args": e.custom_args(),
+                "dynamic_template_data": dict(e.template_data or {}),
+            }
+            for e in emails
+        ],
+        "from": sender,
+        "template_id": template_id,
+    }
     categories = list(dict.fromkeys(c for c in map(safe_header_value, emails[0].categories) if c))
     if categories:
         payload["categories"] = categories

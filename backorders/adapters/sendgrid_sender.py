@@ -45,9 +45,9 @@ from backorders.adapters.sendgrid_payload import (
     build_mail_payload,
     by_categories,
     chunks,
-    fits_substitutions,
 )
 from backorders.adapters.sendgrid_redact import REDACTED, scrub, sendgrid_error_text
+from backorders.adapters.sendgrid_retry import Pace, interruptible_sleep, rate_limit_wait_s
 from backorders.domain.email import (
     MAX_TEMPLATE_DATA_BYTES,
     OutgoingEmail,
@@ -65,7 +65,6 @@ __all__ = [
     "activity_query",
     "build_batch_payload",
     "build_mail_payload",
-    "fits_substitutions",
 ]
 
 _log = logging.getLogger(__name__)
@@ -87,7 +86,7 @@ class SendGridSender(ActivityLookupMixin):
         base_backoff_s: float = 0.5,
         max_backoff_s: float = 30.0,
         sandbox: bool = False,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = interruptible_sleep,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:
@@ -116,6 +115,9 @@ class SendGridSender(ActivityLookupMixin):
         self._sleep = sleep
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
+        # one pace for every thread of this sender: a 429 pauses them all (sendgrid_retry)
+        self._pace = Pace(clock=clock, sleep=sleep, max_wait_s=self._max_backoff_s)
+        self.stop_reason: str | None = None  # set by a refused API key: send nothing more
         self._client = SendGridAPIClient(api_key=api_key, host=self._host)
         # No timeout by default in the client: set it on the base client (inherited by the
         # chained sub-clients) and also pass it per call in _post().
@@ -140,34 +142,39 @@ class SendGridSender(ActivityLookupMixin):
         status, message_id, error, attempts = self._deliver(payload, email.message_key)
         return self._outcome(email, status, message_id, error, attempts)
 
-    def send_batch(self, emails: Sequence[OutgoingEmail]) -> list[SendOutcome]:
-        """Send many emails in as few requests as possible (one personalization each).
+    @property
+    def rate_limited(self) -> int:
+        """How many 429 answers Mail Send gave this sender."""
+        return self._pace.rate_limited
 
-        SendGrid accepts or rejects a request whole, so every email of one request shares
-        its outcome. Bodies travel as per-personalization substitutions of one shared
-        content block; an email too big for that (SendGrid caps substitutions at 10,000
-        bytes per personalization) goes in a request of its own. A 400 on a request of
-        several emails is split in halves and retried (a 400 means nothing was accepted),
-        so one bad email cannot fail its neighbours.
+    def send_batch(self, emails: Sequence[OutgoingEmail]) -> list[SendOutcome]:
+        """Send these emails: one request per rendered email, templated ones together.
+
+        A rendered email's subject and bodies are its own, so it travels alone (SendGrid
+        personalizations share one subject and content). Emails with the same dynamic
+        template and categories share a request of up to 1,000 personalizations, each with
+        its own data; SendGrid accepts or rejects a request whole, so they share its
+        outcome, and a 400 on several is split in halves and retried (a 400 means nothing
+        was accepted), so one bad email cannot fail its neighbours.
         """
         outcomes: dict[str, SendOutcome] = {}
-        batchable: list[OutgoingEmail] = []
+        templated: list[OutgoingEmail] = []
         for email in emails:
             problem = self._precheck(email)
             if problem is not None:
                 outcomes[email.message_key] = self._outcome(email, "failed", None, problem, 0)
-            elif fits_substitutions(email):
-                batchable.append(email)
+            elif email.template_id is not None:
+                templated.append(email)
             else:
                 outcomes[email.message_key] = self.send(email)
-        for group in by_categories(batchable):
+        for group in by_categories(templated):
             for chunk in chunks(group, MAX_PERSONALIZATIONS):
                 for outcome in self._send_chunk(chunk):
                     outcomes[outcome.message_key] = outcome
         return [outcomes[e.message_key] for e in emails]
 
     def _send_chunk(self, chunk: Sequence[OutgoingEmail]) -> list[SendOutcome]:
-        """One request for ``chunk``; bisect on a 400 so a bad email fails alone."""
+        """One request for ``chunk`` (one template); bisect on a 400 so a bad email fails alone."""
         if len(chunk) == 1:
             return [self.send(chunk[0])]
         payload = build_batch_payload(
@@ -183,23 +190,50 @@ class SendGridSender(ActivityLookupMixin):
     def _deliver(
         self, payload: dict[str, Any], label: str
     ) -> tuple[SendStatus, str | None, str | None, int]:
-        """POST one payload with retries; (status, X-Message-Id, error, requests made)."""
+        """POST one payload with retries; (status, X-Message-Id, error, requests made).
+
+        Each attempt waits for the sender's pace (a 429 pauses every thread); 5xx and
+        connection failures back off with full jitter. A refused API key (401/403) stops
+        the sender: this and every later email is ``not_sent``. A stop request ends the
+        waits: the email is ``not_sent`` (nothing of it was accepted).
+        """
         last_error = "no attempt made"
+        made = 0
         for attempt in range(1, self._max_attempts + 1):
+            if self.stop_reason is not None:
+                return "not_sent", None, self.stop_reason, made
+            started = self._pace.before_request()
+            if started is None:
+                return "not_sent", None, f"not sent: a stop was requested ({last_error})", made
+            made = attempt
             try:
                 response = self._post(payload)
             except SendGridHTTPError as exc:
                 status = int(exc.status_code)
+                headers = getattr(exc, "headers", None)
                 detail = sendgrid_error_text(getattr(exc, "body", None))
                 last_error = f"HTTP {status}" + (f": {detail}" if detail else "")
-                if status != 429 and not 500 <= status <= 599:
+                if status in (401, 403):
+                    self.stop_reason = (
+                        f"SendGrid refused the API key (HTTP {status}"
+                        + (f": {self._scrub(detail)[:200]}" if detail else "")
+                        + "): check SENDGRID_API_KEY and its Mail Send permission; "
+                        "sending stopped, the remaining emails stay pending"
+                    )
+                    return "not_sent", None, self.stop_reason, attempt
+                if status == 429:
+                    hinted = rate_limit_wait_s(headers, self._clock())
+                    delay = hinted if hinted is not None else self._backoff(attempt)
+                    self._pace.refused(delay)  # the next attempt waits for it, as all do
+                elif 500 <= status <= 599:
+                    delay = self._backoff(attempt)
+                else:
                     return "failed", None, last_error, attempt
-                delay = self._retry_delay(attempt, status, getattr(exc, "headers", None))
             except urllib.error.URLError as exc:
                 # Raised by urllib only while connecting/writing: the request was not
                 # (completely) delivered, so retrying cannot create a duplicate.
                 last_error = f"request not delivered: {exc.reason}"
-                delay = self._retry_delay(attempt, None, None)
+                delay = self._backoff(attempt)
             except (OSError, http.client.HTTPException) as exc:
                 # Read timeout / connection dropped after the request was written.
                 error = (
@@ -208,6 +242,7 @@ class SendGridSender(ActivityLookupMixin):
                 )
                 return "unknown", None, error, attempt
             else:
+                self._pace.accepted(started, response.headers)
                 message_id = response.headers.get("X-Message-Id") if response.headers else None
                 return "sent", message_id, None, attempt
             if attempt < self._max_attempts:
@@ -218,7 +253,8 @@ class SendGridSender(ActivityLookupMixin):
                     delay,
                     self._scrub(last_error),
                 )
-                self._sleep(delay)
+                if not last_error.startswith("HTTP 429"):
+                    self._sleep(delay)  # a 429's wait is the pace's, shared by all threads
         return (
             "failed",
             None,
@@ -249,21 +285,20 @@ class SendGridSender(ActivityLookupMixin):
             return "empty body (neither text nor html)"
         return None
 
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter, capped at max_backoff_s."""
+        ceiling = min(self._max_backoff_s, self._base_backoff_s * (2 ** (attempt - 1)))
+        return self._rng.uniform(0.0, ceiling)
+
     def _retry_delay(
         self, attempt: int, status: int | None, headers: Mapping[str, str] | None
     ) -> float:
-        """Seconds to wait before the next attempt (rate-limit reset or full jitter)."""
-        if status == 429 and headers is not None:
-            reset_raw = headers.get("X-RateLimit-Reset")
-            if reset_raw is not None:
-                try:
-                    wait = float(reset_raw) - self._clock()
-                except ValueError:
-                    wait = -1.0
-                if wait > 0:
-                    return min(wait, self._max_backoff_s)
-        ceiling = min(self._max_backoff_s, self._base_backoff_s * (2 ** (attempt - 1)))
-        return self._rng.uniform(0.0, ceiling)
+        """Seconds before the next attempt: a 429's Retry-After or believable reset, or jitter."""
+        if status == 429:
+            hinted = rate_limit_wait_s(headers, self._clock())
+            if hinted is not None:
+                return min(hinted, self._max_backoff_s)
+        return self._backoff(attempt)
 
     def _scrub(self, text: str) -> str:
         """Remove the API key (and anything key- or bearer-shaped) from ``text``."""

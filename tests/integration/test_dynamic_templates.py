@@ -263,7 +263,7 @@ def _email(key: str, template: str | None, **data: Any) -> OutgoingEmail:
     )
 
 
-def test_one_request_per_template_and_one_for_rendered_emails(fake: FakeSendGrid) -> None:
+def test_one_request_per_template_and_one_per_rendered_email(fake: FakeSendGrid) -> None:
     a, b = "d-" + "a" * 32, "d-" + "b" * 32
     emails = [
         _email("k1", a, n=1),
@@ -276,13 +276,15 @@ def test_one_request_per_template_and_one_for_rendered_emails(fake: FakeSendGrid
     outcomes = _sender(fake.url).send_batch(emails)
 
     assert [o.status for o in outcomes] == ["sent"] * 5
-    by_template = {m.get("template_id"): m for m in fake.messages}
-    assert set(by_template) == {a, b, None} and fake.requests_seen == 3
+    by_template = {m.get("template_id"): m for m in fake.messages if m.get("template_id")}
+    assert set(by_template) == {a, b} and fake.requests_seen == 4
     assert [p["dynamic_template_data"] for p in by_template[a]["personalizations"]] == [
         {"n": 1},
         {"n": 4},
     ]
-    assert by_template[None]["content"][0]["value"] == "%bo_text%"
+    rendered = [m for m in fake.messages if not m.get("template_id")]
+    assert len(rendered) == 2 and all(len(m["personalizations"]) == 1 for m in rendered)
+    assert all("substitutions" not in m["personalizations"][0] for m in rendered)
 
 
 def test_template_data_over_the_limit_fails_before_any_request(fake: FakeSendGrid) -> None:
