@@ -10,9 +10,13 @@ FAILURE_MODES: frozenset[str] = frozenset(
 MAX_PERSONALIZATIONS = 1000
 MAX_RECIPIENTS = 1000
 MAX_CATEGORIES = 10
-MAX_BODY_BYTES = 30 * 1024 * 1024  # SendGrid's documented total message size limit
-RATE_LIMIT = 600
-MAX_CUSTOM_ARGS_BYTES = 10_000  # per personalization, as SendGrid documents
+# "The total size of your email, including attachments, must be less than 30MB": the
+# request body, answered 413 as SendGrid's table of response codes documents.
+MAX_BODY_BYTES = 30 * 1024 * 1024
+RATE_LIMIT = 600  # X-RateLimit-Limit of an injected ("429" fault) refusal
+# "The total length of custom arguments must be less than 10000 bytes": per email, i.e.
+# the top-level custom_args with a personalization's over them.
+MAX_CUSTOM_ARGS_BYTES = 10_000
 MAX_SUBSTITUTIONS_BYTES = 10_000  # per personalization, as SendGrid documents
 MAX_TEMPLATE_DATA_BYTES = 10_000  # dynamic_template_data per personalization (JSON)
 ACTIVITY_MODES: frozenset[str] = frozenset({"available", "no_addon", "forbidden", "down"})

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import collections
+import hmac
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from types import TracebackType
 from typing import Any
 
-from backorders.devtools.sendgrid_server.activity_query import parse_activity_query
-from backorders.devtools.sendgrid_server.http import Server
-from backorders.devtools.sendgrid_server.limits import (
-    ACTIVITY_MAX_LIMIT,
-    ACTIVITY_MODES,
-    FAILURE_MODES,
-)
+from backorders.devtools.sendgrid_server import rendering
+from backorders.devtools.sendgrid_server.http import Answer, Server, errors_answer
+from backorders.devtools.sendgrid_server.limits import ACTIVITY_MODES, FAILURE_MODES
+from backorders.devtools.sendgrid_server.rate_limit import RateLimiter
 
 
 class FakeSendGrid:
-    """In-process fake of SendGrid's Mail Send endpoint with fault injection."""
+    """In-process stand-in for SendGrid's Mail Send and Email Activity, with faults."""
 
     def __init__(
         self,
@@ -33,25 +31,49 @@ class FakeSendGrid:
         activity: str = "available",
         activity_lag_s: float = 0.0,
         activity_rate_per_min: int | None = None,
+        rate_limit_per_s: float | None = None,
+        rate_limit_headers: str = "sendgrid",
+        latency_s: float = 0.0,
+        forbidden_keys: Collection[str] = (),
     ) -> None:
-        """Prepare (but do not start) a fake on ``host:port`` (0 picks a free port)."""
+        """Prepare (but do not start) a fake on ``host:port`` (0 picks a free port).
+
+        ``rate_limit_per_s``: Mail Send requests allowed per one-second window (429 beyond,
+        headers per ``rate_limit_headers``, see ``rate_limit``); ``latency_s``: the wait
+        before every Mail Send answer; ``forbidden_keys``: keys that exist but lack the
+        mail.send scope (403).
+        """
         if not api_key:
             raise ValueError("api_key must be non-empty")
         if activity not in ACTIVITY_MODES:
             raise ValueError(f"activity must be one of {sorted(ACTIVITY_MODES)}")
+        if latency_s < 0:
+            raise ValueError("latency_s must be >= 0")
+        if api_key in forbidden_keys:
+            raise ValueError("api_key cannot also be a forbidden key")
         self.activity = activity
         self.activity_lag_s = activity_lag_s
         self.activity_rate_per_min = activity_rate_per_min
         self._activity_times: collections.deque[float] = collections.deque()
         self._activity_requests = 0
         self.api_key = api_key
+        self.forbidden_keys = frozenset(forbidden_keys)
         self.host = host
         self.port = port
         self.slow_delay_s = slow_delay_s
+        self.latency_s = latency_s
         self.clock = clock
+        self.rate_limiter = (
+            None
+            if rate_limit_per_s is None
+            else RateLimiter(rate_limit_per_s, headers=rate_limit_headers, clock=clock)
+        )
         self._lock = threading.Lock()
         self._messages: list[dict[str, Any]] = []
         self._requests_seen = 0
+        self._answered_429 = 0
+        self._in_flight = 0
+        self._peak_in_flight = 0
         self._next_id = 0
         self._queued: collections.deque[str] = collections.deque()
         self._rate = 0.0
@@ -79,7 +101,7 @@ class FakeSendGrid:
         return self
 
     def stop(self) -> None:
-        """Stop serving, wake any 'slow' handlers and close the socket."""
+        """Stop serving, wake any held ('slow', latency) handlers and close the socket."""
         self._stopping.set()
         server, self._server = self._server, None
         if server is None:
@@ -113,7 +135,8 @@ class FakeSendGrid:
     # -- observations --------------------------------------------------------------------
     @property
     def messages(self) -> list[dict[str, Any]]:
-        """Snapshot of every accepted message (payload + ``x_message_id`` + ``sandbox``)."""
+        """Snapshot of every accepted request (payload + ``x_message_id``, ``sandbox``,
+        ``received_at``)."""
         with self._lock:
             return list(self._messages)
 
@@ -122,6 +145,37 @@ class FakeSendGrid:
         """Number of POST requests received, whatever their outcome."""
         with self._lock:
             return self._requests_seen
+
+    @property
+    def accepted_request_times(self) -> list[float]:
+        """``clock()`` time at which each accepted Mail Send request was accepted, in order."""
+        with self._lock:
+            return [m["received_at"] for m in self._messages]
+
+    def accepted_rate_per_s(self) -> float | None:
+        """Accepted requests per second from the first to the last (None below two)."""
+        times = self.accepted_request_times
+        if len(times) < 2 or times[-1] <= times[0]:
+            return None
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    @property
+    def rate_limited_requests(self) -> int:
+        """Number of Mail Send requests answered 429 (rate limit or injected fault)."""
+        with self._lock:
+            return self._answered_429
+
+    @property
+    def in_flight(self) -> int:
+        """Mail Send requests being handled right now (received, not yet answered)."""
+        with self._lock:
+            return self._in_flight
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most Mail Send requests that were being handled at once."""
+        with self._lock:
+            return self._peak_in_flight
 
     @property
     def activity_requests(self) -> int:
@@ -138,31 +192,9 @@ class FakeSendGrid:
         now = self.clock()
         out: list[dict[str, Any]] = []
         for message in self.messages:
-            if message["sandbox"]:
-                continue
             if visible_only and message["received_at"] + self.activity_lag_s > now:
                 continue
-            top_args = message.get("custom_args") or {}
-            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(message["received_at"]))
-            n = 0
-            for p in message.get("personalizations", []):
-                args = {**top_args, **(p.get("custom_args") or {})}
-                for rcpt in p.get("to", []):
-                    out.append(
-                        {
-                            "from_email": (message.get("from") or {}).get("email"),
-                            "msg_id": f"{message['x_message_id']}.filter0001p1fake1-{n}.0",
-                            "subject": p.get("subject", message.get("subject", "")),
-                            "to_email": rcpt.get("email"),
-                            "status": "delivered",
-                            "opens_count": 0,
-                            "clicks_count": 0,
-                            "last_event_time": when,
-                            "template_id": message.get("template_id"),
-                            "unique_args": args,
-                        }
-                    )
-                    n += 1
+            out.extend(rendering.activity_entries(message))
         out.reverse()
         return out
 
@@ -170,46 +202,30 @@ class FakeSendGrid:
         """Outbox message key -> number of times accepted (per personalization).
 
         An email that combines several messages counts once for each key it carries.
+        SendGrid has no idempotency key: a request sent twice is delivered twice.
         """
         return collections.Counter(k for d in self.deliveries() for k in d["message_keys"])
 
     def deliveries(self) -> list[dict[str, Any]]:
-        """One entry per accepted personalization, as the recipient would get it.
+        """One entry per accepted personalization (sandbox included), as its email reads.
 
         Each has ``message_key`` (the personalization's custom_args over the top-level
         ones), ``message_keys`` (the outbox messages it carries: ``custom_args.message_keys``
-        split on commas, else the message_key), ``to``, ``subject``, ``text``, ``html`` (substitutions applied, as SendGrid
-        does) and ``x_message_id``.
+        split on commas, else the message_key), ``to``, ``subject``, ``text``, ``html``
+        (substitutions applied as SendGrid does, see ``rendering``), ``template_id``,
+        ``dynamic_template_data`` and ``x_message_id``.
         """
-        out: list[dict[str, Any]] = []
-        for message in self.messages:
-            top_args = message.get("custom_args") or {}
-            content = {c.get("type"): c.get("value", "") for c in message.get("content") or []}
-            for p in message.get("personalizations", []):
-                args = {**top_args, **(p.get("custom_args") or {})}
-                key = args.get("message_key")
-                carried = args.get("message_keys")
-                keys = carried.split(",") if carried else ([key] if key else [])
-                subs = p.get("substitutions") or {}
-                body = {}
-                for mime, value in content.items():
-                    for tag, sub in subs.items():
-                        value = value.replace(tag, sub)
-                    body[mime] = value
-                out.append(
-                    {
-                        "message_key": key,
-                        "message_keys": keys,
-                        "to": [r.get("email") for r in p.get("to", [])],
-                        "subject": p.get("subject", message.get("subject")),
-                        "text": body.get("text/plain"),
-                        "html": body.get("text/html"),
-                        "template_id": message.get("template_id"),
-                        "dynamic_template_data": p.get("dynamic_template_data"),
-                        "x_message_id": message["x_message_id"],
-                    }
-                )
-        return out
+        return rendering.personalization_deliveries(self.messages)
+
+    def recipient_deliveries(self) -> list[dict[str, Any]]:
+        """One entry per address (to, cc and bcc) that would receive mail, as it would read.
+
+        Each has ``email``, ``kind`` (to/cc/bcc), ``subject``, ``text``, ``html``,
+        ``reply_to`` and ``custom_args`` after substitutions, ``message_key(s)``,
+        ``template_id``, ``dynamic_template_data``, ``x_message_id``. Sandbox requests
+        deliver nothing and are left out.
+        """
+        return rendering.recipient_deliveries(self.messages)
 
     # -- fault injection -----------------------------------------------------------------
     def fail_next(self, n: int, mode: str) -> None:
@@ -234,61 +250,48 @@ class FakeSendGrid:
             self._rng = random.Random(seed)
 
     # -- internals used by the handler ---------------------------------------------------
-    def _activity_answer(
-        self, params: dict[str, list[str]]
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        """(status, JSON body, headers) for one authenticated Email Activity request."""
-        with self._lock:
-            self._activity_requests += 1
-            mode = self.activity
-            if self.activity_rate_per_min is not None:
-                now = self.clock()
-                while self._activity_times and self._activity_times[0] <= now - 60:
-                    self._activity_times.popleft()
-                if len(self._activity_times) >= self.activity_rate_per_min:
-                    reset = int(self._activity_times[0] + 60) + 1
-                    return (
-                        429,
-                        {"errors": [{"message": "too many requests"}]},
-                        {
-                            "X-RateLimit-Limit": str(self.activity_rate_per_min),
-                            "X-RateLimit-Remaining": "0",
-                            "X-RateLimit-Reset": str(reset),
-                        },
-                    )
-                self._activity_times.append(now)
-        if mode == "no_addon":
-            return 400, {"errors": [{"message": "authorization required"}]}, {}
-        if mode == "forbidden":
-            return 403, {"errors": [{"field": None, "message": "access forbidden"}]}, {}
-        if mode == "down":
-            return 500, {"errors": [{"message": "internal error"}]}, {}
-        try:
-            limit = float(params.get("limit", ["10"])[0])
-        except ValueError:
-            limit = -1
-        if not 1 <= limit <= ACTIVITY_MAX_LIMIT or limit != int(limit):
-            return (
-                400,
-                {"errors": [{"message": "limit must be an integer from 1 to 1000"}]},
-                {},
+    def _authorize(self, authorization: str) -> Answer | None:
+        """None for the right key, else SendGrid's 401 (missing, wrong) or 403 (no scope)."""
+        if not authorization:
+            return errors_answer(401, "authorization required")
+        given = authorization.encode()
+        if any(hmac.compare_digest(given, f"Bearer {k}".encode()) for k in self.forbidden_keys):
+            return errors_answer(403, "access forbidden")
+        if not hmac.compare_digest(given, f"Bearer {self.api_key}".encode()):
+            return errors_answer(
+                401, "The provided authorization grant is invalid, expired, or revoked"
             )
-        query = params.get("query", [""])[0]
-        try:
-            matches = parse_activity_query(query) if query else (lambda _m: True)
-        except ValueError as exc:
-            return 400, {"errors": [{"message": str(exc)}]}, {}
-        listed = [
-            {k: v for k, v in m.items() if k not in ("template_id", "unique_args")}
-            for m in self.activity_messages()
-            if matches(m)
-        ]
-        return 200, {"messages": listed[: int(limit)]}, {}
+        return None
+
+    def _admit(self) -> tuple[bool, dict[str, str]]:
+        """Count one request against the rate limit: (allowed, headers for the answer)."""
+        return (True, {}) if self.rate_limiter is None else self.rate_limiter.admit()
 
     def _note_request(self) -> None:
         """Count one incoming request."""
         with self._lock:
             self._requests_seen += 1
+
+    def _note_429(self) -> None:
+        """Count one Mail Send request answered 429."""
+        with self._lock:
+            self._answered_429 += 1
+
+    def _enter(self) -> None:
+        """A Mail Send request starts being handled."""
+        with self._lock:
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+
+    def _leave(self) -> None:
+        """A Mail Send request has been answered (or dropped)."""
+        with self._lock:
+            self._in_flight -= 1
+
+    def _hold(self) -> None:
+        """Wait the latency in this request's own thread (``stop`` cuts it short)."""
+        if self.latency_s > 0:
+            self._stopping.wait(self.latency_s)
 
     def _take_failure(self) -> str | None:
         """Pop the next queued failure, else roll the random injector."""

@@ -36,6 +36,8 @@ def validate_mail_send(payload: object) -> list[dict[str, Any]]:
                 "from.email",
             )
         )
+    elif not str(payload["from"]["email"]).isascii():
+        errors.append(_error("Unicode encoding is not supported for the from field.", "from.email"))
 
     template_id = payload.get("template_id")
     has_template = _non_empty_str(template_id)
@@ -118,11 +120,12 @@ def validate_mail_send(payload: object) -> list[dict[str, Any]]:
         errors.append(_error("Custom args must be an object of string values.", "custom_args"))
     elif custom_args is not None and (
         sum(len(k.encode()) + len(v.encode()) for k, v in custom_args.items())
-        > MAX_CUSTOM_ARGS_BYTES
+        >= MAX_CUSTOM_ARGS_BYTES
     ):
         errors.append(
             _error(
-                f"The total size of custom_args may not exceed {MAX_CUSTOM_ARGS_BYTES} bytes.",
+                f"The total length of custom arguments must be less than "
+                f"{MAX_CUSTOM_ARGS_BYTES} bytes.",
                 "custom_args",
             )
         )
