@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,8 +23,17 @@ RENDER_CHUNK_BATCHES = 10  # the sender renders this many batches' emails at a t
 
 @dataclass
 class Batch:
+    """One request's emails, their keys and the rowids of their outbox and outbox_emails rows.
+
+    The rowids make each request's updates point lookups: outbox keeps no key index
+    (migration 004), and a scan per request would cost ~100 ms at 2M rows; the updates
+    still check the keys, so a moved row is never touched by mistake.
+    """
+
     emails: list[OutgoingEmail]
     keys: list[str] = field(default_factory=list)  # email keys
+    row_ids: list[int] = field(default_factory=list)  # outbox rowids
+    email_row_ids: list[int] = field(default_factory=list)  # outbox_emails rowids
 
 
 @dataclass(frozen=True)
@@ -36,41 +45,62 @@ class Sendable:
     to_name: str | None
     kinds: tuple[str, ...]
     message_keys: tuple[str, ...]
+    row_ids: tuple[int, ...] = ()  # its outbox rows
+    email_row_id: int = -1  # its outbox_emails row
 
 
 def load_sendable(con: duckdb.DuckDBPyConnection, retry_budget: int) -> list[Sendable]:
     """Emails with a pending message, or a transient failure still within the budget."""
     rows = con.execute(
-        "with todo as (select email_key, min(created_at) as created_at from outbox "
+        "with todo as (select email_key, min(created_at) as created_at, "
+        "list(rowid) as rids from outbox "
         "where status = 'pending' or (status = 'failed' and failure = 'transient' "
         "and attempts < $budget) group by email_key) "
-        "select e.email_key, e.to_email, e.to_name, e.kinds, e.message_keys "
+        "select e.email_key, e.to_email, e.to_name, e.kinds, e.message_keys, t.rids, e.rowid "
         "from todo t join outbox_emails e using (email_key) "
         "order by t.created_at, e.email_key",
         {"budget": retry_budget},
     ).fetchall()
-    return [Sendable(k, to, name, tuple(kinds), tuple(mk)) for k, to, name, kinds, mk in rows]
+    return [
+        Sendable(k, to, name, tuple(kinds), tuple(mk), tuple(rids), erid)
+        for k, to, name, kinds, mk, rids, erid in rows
+    ]
 
 
-def requests_of(emails: Sequence[OutgoingEmail], batch_size: int) -> list[Batch]:
+def requests_of(
+    emails: Sequence[OutgoingEmail],
+    batch_size: int,
+    queued: Mapping[str, Sendable] | None = None,
+) -> list[Batch]:
     """The requests these emails go in: one per rendered email, templated ones together.
 
     A rendered email has its own subject and bodies, so it travels alone; emails of one
     dynamic template and the same categories share a request of up to `batch_size`
-    personalizations (docs/emails.md, "One request per email").
+    personalizations (docs/emails.md, "One request per email"). `queued` gives the
+    emails' rowids.
     """
     out: list[Batch] = []
     groups: dict[tuple[str, tuple[str, ...]], list[OutgoingEmail]] = {}
+
+    def batch(group: list[OutgoingEmail]) -> Batch:
+        b = Batch(list(group), [e.message_key for e in group])
+        for e in group:
+            t = queued.get(e.message_key) if queued else None
+            if t is not None:
+                b.row_ids.extend(t.row_ids)
+                b.email_row_ids.append(t.email_row_id)
+        return b
+
     for e in emails:
         if e.template_id is None:
-            out.append(Batch([e], [e.message_key]))
+            out.append(batch([e]))
         else:
             group = groups.setdefault((e.template_id, e.categories), [])
             group.append(e)
             if len(group) == batch_size:
-                out.append(Batch(list(group), [g.message_key for g in group]))
+                out.append(batch(group))
                 group.clear()
-    out.extend(Batch(g, [e.message_key for e in g]) for g in groups.values() if g)
+    out.extend(batch(g) for g in groups.values() if g)
     return out
 
 
@@ -94,6 +124,7 @@ def rendered_batches(
     parts = [todo[:size]] + [todo[i : i + chunk] for i in range(size, len(todo), chunk)]
     if not todo:
         return
+    queued = {t.email_key: t for t in todo}
     ready: queue.Queue[list[OutgoingEmail] | BaseException] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
@@ -118,7 +149,7 @@ def rendered_batches(
             item = ready.get()
             if isinstance(item, BaseException):
                 raise item
-            yield from requests_of(item, size)
+            yield from requests_of(item, size, queued)
     finally:
         stop.set()
         while producer.is_alive():  # unblock a producer waiting to hand over a chunk

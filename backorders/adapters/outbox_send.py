@@ -112,7 +112,7 @@ def send_pending(
     now: Callable[[], datetime],
     progress: Callable[[str], None] = log.info,
     batch_size: int = 500,
-    concurrency: int = 8,
+    concurrency: int = 16,
     retry_budget: int = 20,
     options: SendOptions | None = None,
 ) -> SendResult:
@@ -147,23 +147,28 @@ def send_pending(
         ThreadPoolExecutor(max_workers=width, thread_name_prefix="send") as pool,
     ):
 
-        def submit_next() -> bool:
+        def dispatch() -> None:
+            """Fill the free slots: mark their requests `sending` in one transaction, send."""
             nonlocal dispatched
             result.stopped = result.stopped or _stop_reason(sender)
             if result.stopped is not None:
-                return False
-            batch = next(requests, None)
-            if batch is None:
-                return False
+                return
+            batches = []
+            for _ in range(width - len(inflight)):
+                batch = next(requests, None)
+                if batch is None:
+                    break
+                batches.append(batch)
+            if not batches:
+                return
             with store.transaction(con):
-                _set_sending(con, batch.keys)
-                _keep_texts(con, batch.emails)
-            inflight[pool.submit(_send_safely, sender, batch.emails)] = batch
-            dispatched += sum(len(e.carries) for e in batch.emails)
-            return True
+                _set_sending(con, _joined(batches))
+                _keep_texts(con, _joined(batches))
+            for batch in batches:
+                inflight[pool.submit(_send_safely, sender, batch.emails)] = batch
+                dispatched += sum(len(e.carries) for e in batch.emails)
 
-        while len(inflight) < width and submit_next():
-            pass
+        dispatch()
         while inflight:
             finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
             done = [(inflight.pop(f), f.result()) for f in finished]
@@ -171,8 +176,7 @@ def send_pending(
             for name in ("sent", "failed", "unknown", "not_sent"):
                 setattr(result, name, getattr(result, name) + getattr(counts, name))
             report(result, final=False)
-            while len(inflight) < width and submit_next():
-                pass
+            dispatch()
     result.not_attempted = total - dispatched
     row = con.execute(
         "select count(*) from outbox where status = 'sending' and failure = 'unknown'"
@@ -180,6 +184,21 @@ def send_pending(
     result.unresolved = int(row[0]) if row else 0
     report(result, final=True)
     return result
+
+
+def _joined(batches: Sequence[Batch]) -> Batch:
+    """Several requests' emails and rowids as one, for the transaction that marks them."""
+    if len(batches) == 1:
+        return batches[0]
+    out = Batch([])
+    for b in batches:
+        out.emails.extend(b.emails)
+        out.keys.extend(b.keys)
+        out.row_ids.extend(b.row_ids)
+        out.email_row_ids.extend(b.email_row_ids)
+    if any(len(b.email_row_ids) != len(b.emails) for b in batches):
+        out.email_row_ids = []  # some lack rowids: update by key
+    return out
 
 
 def _stop_reason(sender: Sender) -> str | None:
@@ -223,16 +242,34 @@ def _send_safely(sender: Sender, emails: list[OutgoingEmail]) -> list[SendOutcom
         return [SendOutcome(e.message_key, "unknown", None, error, 1) for e in emails]
 
 
-def _set_sending(con: duckdb.DuckDBPyConnection, email_keys: list[str]) -> None:
+def _set_sending(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
     """Mark a request's messages `sending` (one more attempt) just before it goes out."""
-    con.execute(
+    sql = (
         "update outbox set status = 'sending', failure = null, unknown_since = null, "
-        "attempts = attempts + 1 where email_key in (select unnest($k::varchar[]))",
-        {"k": email_keys},
+        "attempts = attempts + 1 where email_key in (select unnest($k::varchar[]))"
     )
+    if _by_rowid(con, sql, "outbox", batch.row_ids, {"k": batch.keys}) != len(batch.row_ids):
+        con.execute(sql, {"k": batch.keys})  # a row moved (it never does): by key alone
 
 
-def _keep_texts(con: duckdb.DuckDBPyConnection, emails: list[OutgoingEmail]) -> None:
+def _by_rowid(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    table: str,
+    row_ids: Sequence[int],
+    params: dict[str, Any],
+) -> int:
+    """Run an update restricted to these rowids of `table` (a point lookup); rows changed."""
+    if not row_ids:
+        return -1
+    row = con.execute(
+        f"{sql} and {table}.rowid in (select unnest($rids::bigint[]))",
+        {**params, "rids": list(row_ids)},
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _keep_texts(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
     """Store each email's texts as its first request goes out, in the same transaction.
 
     Queueing stores no text (migration 008), but what a customer was sent must stay on
@@ -241,19 +278,24 @@ def _keep_texts(con: duckdb.DuckDBPyConnection, emails: list[OutgoingEmail]) -> 
     returns stored texts as they are). For a dynamic-template email they are the
     rendered fallback of the same state its template data was built from.
     """
-    con.execute(
-        "update outbox_emails as e set subject = t.subject, body_text = t.body_text, "
+    emails = batch.emails
+    sql = (
+        "update outbox_emails set subject = t.subject, body_text = t.body_text, "
         "body_html = t.body_html "
         "from (select unnest($k::varchar[]) as email_key, unnest($s::varchar[]) as subject, "
         "unnest($t::varchar[]) as body_text, unnest($h::varchar[]) as body_html) as t "
-        "where e.email_key = t.email_key and e.body_text is null",
-        {
-            "k": [e.message_key for e in emails],
-            "s": [e.subject for e in emails],
-            "t": [e.text for e in emails],
-            "h": [e.html for e in emails],
-        },
+        "where outbox_emails.email_key = t.email_key and outbox_emails.body_text is null"
     )
+    params = {
+        "k": [e.message_key for e in emails],
+        "s": [e.subject for e in emails],
+        "t": [e.text for e in emails],
+        "h": [e.html for e in emails],
+    }
+    if len(batch.email_row_ids) != len(emails):
+        con.execute(sql, params)
+    else:
+        _by_rowid(con, sql, "outbox_emails", batch.email_row_ids, params)
 
 
 # an outcome's row status and failure; in doubt stays `sending` (docs/emails.md)
@@ -308,20 +350,26 @@ def _record(
                 audit.AuditEvent(_EVENT[o.status], "message", k, details)
                 for k in carried[o.message_key]
             )
-    res = pa.table(  # noqa: F841  (scanned by DuckDB below)
+    res = pa.table(
         cols,
         schema=pa.schema(
             [*[(c, pa.string()) for c in ("ek", "s", "f", "pid", "e")], ("a", pa.int64())]
         ),
     )
-    with store.transaction(con):
-        con.execute(
-            "update outbox set status = r.s, failure = r.f, provider_message_id = r.pid, "
-            "last_error = r.e, attempts = outbox.attempts - 1 + r.a, "
-            "sent_at = case when r.s = 'sent' then $t end, "
-            "unknown_since = case when r.f = 'unknown' then $t end "
-            "from res r where outbox.email_key = r.ek",
-            {"t": now},
-        )
-        audit.append(con, run_id, sorted(events, key=lambda ev: ev.entity_id), logged_at=now)
+    sql = (
+        "update outbox set status = r.s, failure = r.f, provider_message_id = r.pid, "
+        "last_error = r.e, attempts = outbox.attempts - 1 + r.a, "
+        "sent_at = case when r.s = 'sent' then $t end, "
+        "unknown_since = case when r.f = 'unknown' then $t end "
+        "from res r where outbox.email_key = r.ek"
+    )
+    row_ids = [i for batch, _ in done for i in batch.row_ids]
+    con.register("res", res)
+    try:
+        with store.transaction(con):
+            if _by_rowid(con, sql, "outbox", row_ids, {"t": now}) != len(row_ids):
+                con.execute(sql, {"t": now})
+            audit.append(con, run_id, sorted(events, key=lambda ev: ev.entity_id), logged_at=now)
+    finally:
+        con.unregister("res")
     return counts

@@ -10,9 +10,10 @@ The rule (docs/emails.md, "Rate limits"):
 * a 429 pauses every request of the sender (all threads), not the one that got it: the
   pace holds a shared not-before time, and an answer with ``X-RateLimit-Remaining: 0``
   and a believable reset sets it too, before any 429.
-* the pace learns the server's rate: at a 429 it spaces requests at 90 % of the requests
-  accepted in the second before, then speeds up by 1 % a second while none is refused,
-  so that a limited server is used at close to its limit without a 429 per window.
+* the pace learns the server's rate: at a 429 that the request rate explains it spaces
+  requests at 90 % of ``X-RateLimit-Limit`` (or, without it, of the requests accepted in
+  the second before), then speeds up slowly while none is refused, so that a limited
+  server is used at close to its limit without a 429 per window (``Pace.refused``).
 
 Waits go through the sender's ``sleep`` (``backorders.interrupt.wait`` by default), so a
 stop request ends them at once.
@@ -29,7 +30,7 @@ from backorders import interrupt
 
 MAX_RESET_AHEAD_S = 120.0  # an X-RateLimit-Reset further ahead than this is not a usable epoch
 _BACKOFF_SHARE = 0.9  # pace at this share of the rate seen accepted before a 429
-_SPEED_UP_PER_S = 0.01  # then 1 % faster for every second without a 429
+_SPEED_UP = 0.03  # then 0.03 requests/s faster per accepted request (3 % a second)
 
 
 def interruptible_sleep(seconds: float) -> None:
@@ -102,8 +103,10 @@ class Pace:
         self._max_wait_s = max_wait_s
         self._lock = threading.Lock()
         self._not_before = 0.0
+        self._refused_until = 0.0  # the pause of the last 429 (Remaining: 0 pauses do not count)
         self._next_slot = 0.0
         self._rate: float | None = None  # requests per second; None: unpaced
+        self._ceiling: float | None = None  # X-RateLimit-Limit, once a 429 showed it applies
         self._accepted: collections.deque[float] = collections.deque()
         self.rate_limited = 0  # 429 answers seen
 
@@ -140,28 +143,39 @@ class Pace:
             while self._accepted and self._accepted[0] < now - 1.0:
                 self._accepted.popleft()
             if self._rate is not None:
-                self._rate += _SPEED_UP_PER_S  # per request: 1 % of the rate per second
+                self._rate += _SPEED_UP
+                if self._ceiling is not None:  # a known limit: stay just under it
+                    self._rate = min(self._rate, 0.95 * self._ceiling)
             if _header(headers, "X-RateLimit-Remaining") == "0":
                 reset = believable_reset_s(headers, now)
                 if reset is not None:
                     self._not_before = max(self._not_before, now + min(reset, self._max_wait_s))
 
-    def refused(self, wait_s: float) -> None:
-        """A 429: pause every request for ``wait_s`` and slow down to what was accepted."""
+    def refused(self, wait_s: float, limit: int | None = None) -> None:
+        """A 429: pause every request for ``wait_s``; slow down when the rate explains it.
+
+        With ``X-RateLimit-Limit`` (``limit``), the pace becomes 90 % of it when at least
+        80 % of it was accepted in the second before (the window is about a second);
+        otherwise the 429 is not the request rate's doing (a longer window, a fault) and
+        only the pause applies. Without the header, 90 % of what was accepted in the second
+        before, cut at most once a second, and never below 1 request a second.
+        """
         now = self._clock()
         with self._lock:
             self.rate_limited += 1
-            fresh_episode = now >= self._not_before
-            self._not_before = max(self._not_before, now + min(wait_s, self._max_wait_s))
-            if not fresh_episode:
-                return  # the requests in flight at the first 429 say nothing new
+            pause = now + min(wait_s, self._max_wait_s)
+            self._not_before = max(self._not_before, pause)
+            if now < self._refused_until:
+                return  # the requests in flight at the last cut say nothing new
             while self._accepted and self._accepted[0] < now - 1.0:
                 self._accepted.popleft()
             seen = len(self._accepted)
-            if seen >= 2:
+            if limit is not None and limit > 0:
+                if seen >= 0.8 * limit:
+                    self._rate = _BACKOFF_SHARE * limit
+                    self._ceiling = float(limit)
+                    self._refused_until = max(pause, now + 1.0)
+            elif seen >= 2:
                 target = _BACKOFF_SHARE * seen
-                self._rate = (
-                    target if self._rate is None else max(min(self._rate, target), self._rate * 0.7)
-                )
-            elif self._rate is not None:
-                self._rate = max(1.0, self._rate * 0.7)
+                self._rate = target if self._rate is None else max(1.0, min(self._rate, target))
+                self._refused_until = max(pause, now + 1.0)

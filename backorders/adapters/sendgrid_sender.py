@@ -71,6 +71,16 @@ _log = logging.getLogger(__name__)
 _MAX_ERROR_LEN = 500
 
 
+def _limit(headers: Mapping[str, str] | None) -> int | None:
+    """X-RateLimit-Limit as a positive number, else None."""
+    raw = headers.get("X-RateLimit-Limit") if headers is not None else None
+    try:
+        value = int(str(raw))
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
 class SendGridSender(ActivityLookupMixin):
     """Deliver ``OutgoingEmail`` objects via SendGrid, retrying only when provably safe."""
 
@@ -224,7 +234,7 @@ class SendGridSender(ActivityLookupMixin):
                 if status == 429:
                     hinted = rate_limit_wait_s(headers, self._clock())
                     delay = hinted if hinted is not None else self._backoff(attempt)
-                    self._pace.refused(delay)  # the next attempt waits for it, as all do
+                    self._pace.refused(delay, _limit(headers))  # every thread waits for it
                 elif 500 <= status <= 599:
                     delay = self._backoff(attempt)
                 else:
