@@ -68,9 +68,11 @@ def seed_outbox(db: Path, *, singles: int, pairs: int) -> int:
     return singles + 2 * pairs
 
 
-def start_worker(db: Path, url: str, settle_s: float = SETTLE_S) -> subprocess.Popen[str]:
+def start_worker(
+    db: Path, url: str, settle_s: float = SETTLE_S, *, concurrency: int = 2
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(WORKER), str(db), url, KEY, str(settle_s)],
+        [sys.executable, str(WORKER), str(db), url, KEY, str(settle_s), str(concurrency)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=subprocess.PIPE,
