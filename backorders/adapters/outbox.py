@@ -13,15 +13,16 @@ same candidates for the next run (docs/emails.md).
 
 One customer's new messages of one run travel in one email (outbox_emails); the
 messages of an email always share their status. Queueing writes what was decided, not
-text: EmailRenderer renders the emails from it when they are sent and on demand. Sending moves an email's rows
-pending -> sending (committed before the request goes out) -> sent | failed, many
-emails per request (personalizations) and a few requests at a time. A row found
-in `sending` at the start of a send belongs to a process that stopped mid-request:
-SendGrid may or may not have it, and SendGrid has no idempotency key, so it is not
-resent blindly: it is marked failed with failure = 'unknown' and looked up in SendGrid's
-Email Activity by its key (found: sent; not found once the feed has had time to catch
-up: pending again; lookup unavailable: left for a person). A 'transient' failure (SendGrid surely did not accept it) is retried by later
-passes until its attempts reach the retry budget.
+text: EmailRenderer renders the emails from it when they are sent and on demand.
+Sending moves an email's rows pending -> sending (committed just before its request goes
+out) -> sent | failed, one request per rendered email (templated ones together) and a
+few requests at a time. A row found in `sending` at the start of a send belongs to a
+process that stopped mid-request: SendGrid may or may not have it, and SendGrid has no
+idempotency key, so it is not resent blindly: it stays `sending`, flagged in doubt
+(failure = 'unknown'), and is looked up in SendGrid's Email Activity by its key (found:
+sent; not found once the feed has had time to catch up: pending again; lookup
+unavailable: left for a person). A 'transient' failure (SendGrid surely did not accept
+it) is retried by later passes until its attempts reach the retry budget.
 """
 
 from __future__ import annotations
