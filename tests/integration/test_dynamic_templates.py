@@ -13,13 +13,14 @@ from typing import Any
 import duckdb
 import pytest
 
-from backorders.adapters import allocation_store, ingest, outbox, store
+from backorders.adapters import outbox, store
 from backorders.adapters.sendgrid_sender import SendGridSender
 from backorders.devtools.demo_data import DemoSpec, generate
 from backorders.devtools.sendgrid_server import FakeSendGrid
 from backorders.domain.email import OutgoingEmail
 from backorders.domain.messages import format_date
 from backorders.settings import load_settings
+from tests.integration.conftest import allocate_demo
 
 pytestmark = pytest.mark.integration
 KEY = "SG.template-test-key-123"
@@ -43,20 +44,9 @@ def queued(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DuckDB file after one cycle of the demo data with its messages queued (built once)."""
     tmp = tmp_path_factory.mktemp("templates")
     generate(tmp / "landing", SPEC)
-    s = load_settings()
     db = tmp / "queued.duckdb"
     with store.connect(db) as c:
-        ingest.ingest_landing(
-            c,
-            tmp / "landing",
-            run_id="r1",
-            as_of=SPEC.as_of,
-            settings=s,
-            now=_now,
-            progress=lambda _: None,
-        )
-        allocation_store.reconcile(c, as_of=SPEC.as_of, settings=s)
-        allocation_store.allocate(c, run_id="r1", as_of=SPEC.as_of, settings=s, now=_now())
+        allocate_demo(c, tmp / "landing", SPEC.as_of)
         outbox.queue_messages(c, run_id="r1", now=_now(), dry_run=False)
     return db
 

@@ -10,13 +10,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from backorders.adapters import allocation_store, audit, ingest, outbox, store
+from backorders.adapters import audit, outbox, store
 from backorders.adapters.sendgrid_sender import SendGridSender
 from backorders.devtools.demo_data import DemoSpec, generate
 from backorders.devtools.sendgrid_server import FakeSendGrid
 from backorders.domain.messages import OrderState, format_date
-from backorders.settings import load_settings
-from tests.integration.conftest import database_before
+from tests.integration.conftest import allocate_demo, database_before
 
 pytestmark = pytest.mark.integration
 SPEC = DemoSpec(seed=3, scale=1)
@@ -30,19 +29,8 @@ def _now() -> datetime:
 @pytest.fixture
 def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     generate(tmp_path / "landing", SPEC)
-    s = load_settings()
     c = store.connect(tmp_path / "db.duckdb")
-    ingest.ingest_landing(
-        c,
-        tmp_path / "landing",
-        run_id="r1",
-        as_of=SPEC.as_of,
-        settings=s,
-        now=_now,
-        progress=lambda _: None,
-    )
-    allocation_store.reconcile(c, as_of=SPEC.as_of, settings=s)
-    allocation_store.allocate(c, run_id="r1", as_of=SPEC.as_of, settings=s, now=_now())
+    allocate_demo(c, tmp_path / "landing", SPEC.as_of)
     yield c
     c.close()
 

@@ -20,10 +20,11 @@ import pytest
 from pydantic import SecretStr
 
 from backorders import interrupt, pipeline, report
-from backorders.adapters import allocation_store, ingest, outbox, store
+from backorders.adapters import outbox, store
 from backorders.devtools.demo_data import DemoSpec, generate
 from backorders.devtools.sendgrid_server import FakeSendGrid
 from backorders.settings import Settings, load_settings
+from tests.integration.conftest import allocate_demo
 
 pytestmark = pytest.mark.integration
 SPEC = DemoSpec(seed=5, scale=1)
@@ -39,20 +40,9 @@ def _now() -> datetime:
 def db(tmp_path: Path) -> Path:
     """A database as allocation leaves it, with all but KEEP backordered customers opted out."""
     generate(tmp_path / "landing", SPEC)
-    s = load_settings()
     path = tmp_path / "db.duckdb"
     with store.connect(path) as c:
-        ingest.ingest_landing(
-            c,
-            tmp_path / "landing",
-            run_id="r1",
-            as_of=SPEC.as_of,
-            settings=s,
-            now=_now,
-            progress=lambda _: None,
-        )
-        allocation_store.reconcile(c, as_of=SPEC.as_of, settings=s)
-        allocation_store.allocate(c, run_id="r1", as_of=SPEC.as_of, settings=s, now=_now())
+        allocate_demo(c, tmp_path / "landing", SPEC.as_of)
         c.execute(
             "update customers set email_opt_in = false where customer_id not in ("
             "select distinct l.customer_id from line_status l join customers c using "
