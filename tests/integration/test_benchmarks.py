@@ -84,3 +84,15 @@ def test_email_benchmark_sends_every_message_to_the_local_sendgrid(tmp_path: Pat
     (out,) = _bench("email.py", "--messages", "300", "--batch-size", "50", tmp_path=tmp_path)
     assert out["sent"] == out["messages"] == 300
     assert out["failed"] == 0 and out["unknown"] == 0
+
+
+def test_sendgrid_server_benchmark_counts_every_request_as_accepted_or_refused(
+    tmp_path: Path,
+) -> None:
+    (out,) = _bench(
+        "sendgrid_server.py",
+        *("--clients", "2", "--seconds", "1", "--rate-limit", "5", "--latency-ms", "10"),
+        tmp_path=tmp_path,
+    )
+    assert out["requests"] == out["accepted"] + out["answered_429"] > 0
+    assert out["other_statuses"] == [] and 1 <= out["peak_in_flight"] <= 2

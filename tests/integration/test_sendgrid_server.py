@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import selectors
 import socket
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,8 +21,9 @@ from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import Mail
 
 from backorders.devtools.sendgrid_server import FakeSendGrid
+from backorders.devtools.sendgrid_server.process import spawn
 from backorders.devtools.sendgrid_server.rate_limit import RateLimiter
-from tests.integration.test_sendgrid_sender import API_KEY, REPO_ROOT, raw_post, valid_body
+from tests.integration.test_sendgrid_sender import API_KEY, raw_post, valid_body
 
 pytestmark = pytest.mark.integration
 
@@ -170,25 +168,9 @@ def test_rate_limiter_refuses_a_limit_it_cannot_apply(per_s: float, headers: str
 
 
 def test_cli_serves_the_rate_limit_and_reports_what_it_refused() -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "backorders.devtools.sendgrid_server",
-            *("--port", "0", "--key", API_KEY, "--rate-limit", "1"),
-            *("--rate-limit-headers", "retry_after", "--latency-ms", "5"),
-        ],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    flags = ["--rate-limit", "1", "--rate-limit-headers", "retry_after", "--latency-ms", "5"]
+    proc, url = spawn(["--port", "0", "--key", API_KEY, *flags])
     try:
-        assert proc.stdout is not None
-        selector = selectors.DefaultSelector()
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        assert selector.select(timeout=10), "the server did not print its URL"
-        url = proc.stdout.readline().strip()
         # 20 requests span a few one-second windows at most: most of them are refused
         answers = [raw_post(url, valid_body()) for _ in range(20)]
     finally:

@@ -118,16 +118,17 @@ class Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         fake._note_request()
         mail_send = self.path.split("?", 1)[0].rstrip("/") == MAIL_SEND_PATH
-        if mail_send:
-            fake._enter()
+        if not mail_send:
+            self._write(self._post_answer(fake, mail_send=False))
+            return
+        fake._enter()
         try:
-            answer = self._mail_send_answer(fake, mail_send=mail_send)
-            if mail_send:
-                fake._hold()
-            self._write(answer)
+            answer = self._post_answer(fake, mail_send=True)
+            fake._hold()
         finally:
-            if mail_send:
-                fake._leave()
+            # Out of flight once answered: the client cannot start its next request before.
+            fake._leave()
+        self._write(answer)
 
     def _write(self, answer: Answer) -> None:
         """Write ``answer`` (or close without one); a client that left is not an error."""
@@ -139,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:  # the client gave up (timeout) and closed its end
             self.close_connection = True
 
-    def _mail_send_answer(self, fake: FakeSendGrid, *, mail_send: bool) -> Answer:
+    def _post_answer(self, fake: FakeSendGrid, *, mail_send: bool) -> Answer:
         """Decide the answer to one POST, recording the message when it is accepted."""
         try:
             length = int(self.headers.get("Content-Length") or "0")
