@@ -2,8 +2,8 @@
 
 This module is the outbox's public face; the work lives in outbox_queue (queueing),
 email_renderer (rendering), template_data (dynamic templates), outbox_batches (what a
-pass sends, rendered a chunk ahead), outbox_send (the send loop and its records) and
-outbox_doubt (in-doubt resolution).
+pass sends, rendered a chunk ahead), outbox_send (the send loop), outbox_records (what
+each request writes to the outbox) and outbox_doubt (in-doubt resolution).
 
 A message's key is deterministic (domain.messages.message_key), so a rerun, a
 retry or a crash can only find the row already there, never add a second one.

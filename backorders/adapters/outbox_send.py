@@ -15,15 +15,15 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import duckdb
-import pyarrow as pa
 
 from backorders import interrupt
-from backorders.adapters import audit, store
+from backorders.adapters import store
 from backorders.adapters.outbox_batches import Batch, load_sendable, rendered_batches
 from backorders.adapters.outbox_doubt import mark_unknown_left_sending, resolve_unknown_outcomes
+from backorders.adapters.outbox_records import keep_texts, record, set_sending
 from backorders.domain.email import OutgoingEmail, SendOutcome
 from backorders.settings import Settings
 
@@ -162,8 +162,8 @@ def send_pending(
             if not batches:
                 return
             with store.transaction(con):
-                _set_sending(con, _joined(batches))
-                _keep_texts(con, _joined(batches))
+                set_sending(con, _joined(batches))
+                keep_texts(con, _joined(batches))
             for batch in batches:
                 inflight[pool.submit(_send_safely, sender, batch.emails)] = batch
                 dispatched += sum(len(e.carries) for e in batch.emails)
@@ -172,9 +172,9 @@ def send_pending(
         while inflight:
             finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
             done = [(inflight.pop(f), f.result()) for f in finished]
-            counts = _record(con, done, run_id=run_id, now=now())
-            for name in ("sent", "failed", "unknown", "not_sent"):
-                setattr(result, name, getattr(result, name) + getattr(counts, name))
+            counts = record(con, done, run_id=run_id, now=now())
+            for name, n in counts.items():  # messages: sent, failed, unknown, not_sent
+                setattr(result, name, getattr(result, name) + n)
             report(result, final=False)
             dispatch()
     result.not_attempted = total - dispatched
@@ -240,136 +240,3 @@ def _send_safely(sender: Sender, emails: list[OutgoingEmail]) -> list[SendOutcom
         log.exception("send_batch raised; treating the batch's outcome as unknown")
         error = f"sender raised {type(exc).__name__}; outcome unknown"
         return [SendOutcome(e.message_key, "unknown", None, error, 1) for e in emails]
-
-
-def _set_sending(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
-    """Mark a request's messages `sending` (one more attempt) just before it goes out."""
-    sql = (
-        "update outbox set status = 'sending', failure = null, unknown_since = null, "
-        "attempts = attempts + 1 where email_key in (select unnest($k::varchar[]))"
-    )
-    if _by_rowid(con, sql, "outbox", batch.row_ids, {"k": batch.keys}) != len(batch.row_ids):
-        con.execute(sql, {"k": batch.keys})  # a row moved (it never does): by key alone
-
-
-def _by_rowid(
-    con: duckdb.DuckDBPyConnection,
-    sql: str,
-    table: str,
-    row_ids: Sequence[int],
-    params: dict[str, Any],
-) -> int:
-    """Run an update restricted to these rowids of `table` (a point lookup); rows changed."""
-    if not row_ids:
-        return -1
-    row = con.execute(
-        f"{sql} and {table}.rowid in (select unnest($rids::bigint[]))",
-        {**params, "rids": list(row_ids)},
-    ).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _keep_texts(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
-    """Store each email's texts as its first request goes out, in the same transaction.
-
-    Queueing stores no text (migration 008), but what a customer was sent must stay on
-    record: the texts are written once, when first sent, so `backorders emails` shows
-    them as sent, and a retry or a requeue sends the same words again (EmailRenderer
-    returns stored texts as they are). For a dynamic-template email they are the
-    rendered fallback of the same state its template data was built from.
-    """
-    emails = batch.emails
-    sql = (
-        "update outbox_emails set subject = t.subject, body_text = t.body_text, "
-        "body_html = t.body_html "
-        "from (select unnest($k::varchar[]) as email_key, unnest($s::varchar[]) as subject, "
-        "unnest($t::varchar[]) as body_text, unnest($h::varchar[]) as body_html) as t "
-        "where outbox_emails.email_key = t.email_key and outbox_emails.body_text is null"
-    )
-    params = {
-        "k": [e.message_key for e in emails],
-        "s": [e.subject for e in emails],
-        "t": [e.text for e in emails],
-        "h": [e.html for e in emails],
-    }
-    if len(batch.email_row_ids) != len(emails):
-        con.execute(sql, params)
-    else:
-        _by_rowid(con, sql, "outbox_emails", batch.email_row_ids, params)
-
-
-# an outcome's row status and failure; in doubt stays `sending` (docs/emails.md)
-_STATUS = {"sent": "sent", "failed": "failed", "unknown": "sending", "not_sent": "pending"}
-_EVENT = {
-    "sent": "message_sent",
-    "failed": "message_failed",
-    "unknown": "message_outcome_unknown",
-    "not_sent": "message_not_sent",
-}
-IN_DOUBT_ERROR = (
-    "in doubt: the request went out and no answer came ({error}); looked up in SendGrid's "
-    "Email Activity by message_key before any resend (docs/emails.md)"
-)
-
-
-def _record(
-    con: duckdb.DuckDBPyConnection,
-    done: Sequence[tuple[Batch, list[SendOutcome]]],
-    *,
-    run_id: str,
-    now: datetime,
-) -> SendResult:
-    """Record the outcomes of the requests that came back and audit each message, in one transaction."""
-    counts = SendResult()
-    cols: dict[str, list[Any]] = {k: [] for k in ("ek", "s", "f", "pid", "e", "a")}
-    events: list[audit.AuditEvent] = []
-    for batch, outcomes in done:
-        carried = {e.message_key: e.carries for e in batch.emails}
-        for o in outcomes:
-            failure = None
-            error = o.error
-            if o.status == "unknown":
-                failure = "unknown"
-                error = IN_DOUBT_ERROR.format(error=o.error)
-            elif o.status == "failed":
-                failure = "transient" if o.retryable else "permanent"
-            n = len(carried[o.message_key])
-            setattr(counts, o.status, getattr(counts, o.status) + n)
-            values = (o.message_key, _STATUS[o.status], failure, o.provider_message_id, error)
-            for col, val in zip(cols, (*values, o.attempts), strict=True):
-                cols[col].append(val)
-            details = {
-                "provider_message_id": o.provider_message_id,
-                "attempts": o.attempts,
-                "error": error,
-                "email_key": o.message_key,
-            }
-            if failure:
-                details["failure"] = failure
-            events.extend(
-                audit.AuditEvent(_EVENT[o.status], "message", k, details)
-                for k in carried[o.message_key]
-            )
-    res = pa.table(
-        cols,
-        schema=pa.schema(
-            [*[(c, pa.string()) for c in ("ek", "s", "f", "pid", "e")], ("a", pa.int64())]
-        ),
-    )
-    sql = (
-        "update outbox set status = r.s, failure = r.f, provider_message_id = r.pid, "
-        "last_error = r.e, attempts = outbox.attempts - 1 + r.a, "
-        "sent_at = case when r.s = 'sent' then $t end, "
-        "unknown_since = case when r.f = 'unknown' then $t end "
-        "from res r where outbox.email_key = r.ek"
-    )
-    row_ids = [i for batch, _ in done for i in batch.row_ids]
-    con.register("res", res)
-    try:
-        with store.transaction(con):
-            if _by_rowid(con, sql, "outbox", row_ids, {"t": now}) != len(row_ids):
-                con.execute(sql, {"t": now})
-            audit.append(con, run_id, sorted(events, key=lambda ev: ev.entity_id), logged_at=now)
-    finally:
-        con.unregister("res")
-    return counts
