@@ -7,6 +7,7 @@ SendGrid does, or as the independent server of the issue did (``Retry-After: 1``
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from datetime import UTC, datetime
@@ -15,8 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from backorders import interrupt
 from backorders.adapters import outbox, store
-from backorders.adapters.sendgrid_retry import Pace, rate_limit_wait_s, retry_after_s
+from backorders.adapters.sendgrid_retry import (
+    Pace,
+    interruptible_sleep,
+    rate_limit_wait_s,
+    retry_after_s,
+)
 from backorders.adapters.sendgrid_sender import SendGridSender
 from backorders.devtools.sendgrid_server import FakeSendGrid
 from backorders.domain.email import OutgoingEmail
@@ -101,3 +108,19 @@ def test_a_rate_limited_server_is_used_at_close_to_its_limit(tmp_path: Path) -> 
     assert r.sent == n and set(received.values()) == {1}
     assert rate is not None and rate >= 0.75 * 20  # the bound the issue sets
     assert peak <= concurrency + 1  # one more while a finished answer is still being written
+
+
+def test_a_stop_request_ends_a_rate_limit_wait_at_once() -> None:
+    interrupt.reset()
+    pace = Pace(clock=time.time, sleep=interruptible_sleep, max_wait_s=30.0)
+    pace.refused(30.0)  # a 429 asked every request to wait 30 s
+    got: list[float | None] = []
+    waiter = threading.Thread(target=lambda: got.append(pace.before_request()))
+    try:
+        waiter.start()
+        time.sleep(0.2)
+        interrupt.request(signal.SIGTERM)
+        waiter.join(timeout=10)  # generous; the wait itself was 30 s
+        assert not waiter.is_alive() and got == [None]  # no request goes out after a stop
+    finally:
+        interrupt.reset()
