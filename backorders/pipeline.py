@@ -12,6 +12,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from backorders import interrupt
 from backorders.adapters import (
     allocation_store,
     audit,
@@ -290,6 +291,7 @@ def communicate_stage(
             f"outbox: {q.queued} queued, {q.suppressed} suppressed {q.by_kind} in {q.emails} emails"
         )
         sent: dict[str, int] = {}
+        failures, stopped = 0, None
         if not dry:
             if sender is None:
                 sender = make_sender(settings)
@@ -305,12 +307,17 @@ def communicate_stage(
                 options=outbox.SendOptions.from_settings(settings),
             )
             sent = asdict(r)
+            failures, stopped = r.failures, r.stopped
+    # a stop request ended the send loop (in-flight requests recorded): the flow sees it
+    interrupt.check()
     return {
         "queued": q.queued,
         "suppressed": q.suppressed,
         "by_kind": q.by_kind,
         "sent": sent,
         "dry_run": dry,
+        "send_failures": failures,  # failed, in doubt, or left unsent because sending stopped
+        "send_stopped": stopped,  # why sending stopped early (never the key), or None
     }
 
 

@@ -56,7 +56,7 @@ def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
             )
             if comm.get("dry_run")
             else f"{comm.get('queued', 0)} queued, {comm.get('suppressed', 0)} suppressed, "
-            f"sent {comm.get('sent')}",
+            f"sent {comm.get('sent')}" + _send_failures(comm),
         ),
     ]
 
@@ -64,6 +64,17 @@ def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
 def _label(s: dict[str, Any]) -> str:
     """What the run's message is: why it stopped, or a warning on a run that went through."""
     return "warning" if str(s.get("status", "")).startswith("succeeded") else "stopped"
+
+
+def _send_failures(comm: dict[str, Any]) -> str:
+    """What did not go out in the send pass (failed, in doubt, left pending), and why."""
+    n = comm.get("send_failures") or 0
+    if not n:
+        return ""
+    text = f"; {n} not sent (failed, in doubt or left pending)"
+    if comm.get("send_stopped"):
+        text += f"; sending stopped: {comm['send_stopped']}"
+    return text
 
 
 def summary_text(s: dict[str, Any]) -> str:

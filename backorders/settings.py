@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     send_timeout_s: float = Field(default=10.0, gt=0)
     send_max_attempts: int = Field(default=5, ge=1)
     send_batch_size: int = Field(default=500, ge=1, le=1000)
-    send_concurrency: int = Field(default=2, ge=1, le=32)
+    send_concurrency: int = Field(default=16, ge=1, le=64)
     send_retry_budget: int = Field(default=20, ge=1)
     sendgrid_template_ids: dict[str, str] = Field(default_factory=dict)
     activity_lookup: bool = True

@@ -1,15 +1,20 @@
 """Email benchmark: outbox messages per second through SendGridSender to a local SendGrid.
 
-    uv run python benchmarks/email.py --messages 20000 --batch-size 500 --concurrency 2
-    uv run python benchmarks/email.py --messages 20000 --templates     # dynamic templates
+    uv run python benchmarks/email.py --messages 2000 --latency-ms 150          # like the real API
+    uv run python benchmarks/email.py --messages 1000 --latency-ms 150 --rate-limit 20 \
+        --rate-limit-headers retry_after                                        # a limited server
+    uv run python benchmarks/email.py --messages 20000 --templates --latency-ms 150  # templates
     uv run python benchmarks/email.py --messages 20000 --unknown 2000  # + resolving doubt
 
 Seeds N pending messages (realistic ~1.5 KB bodies; one in ten customers with two
 orders, combined into one email) straight into a DuckDB file, starts the local
 SendGrid-compatible server as a separate process (so it does not share this
 process's GIL), and times `outbox.send_pending` as the pipeline runs it: mark each
-batch `sending`, one request per batch (personalizations), record outcomes and audit
-rows, one transaction each. Prints one JSON line. Not a test: figures only.
+request's emails `sending`, one request per rendered email (a request per batch of
+personalizations with --templates), record outcomes and audit rows. --latency-ms,
+--rate-limit and --rate-limit-headers set the strict server's answer delay and request
+limit. Prints one JSON line (with the server's own count: accepted, 429s, peak in
+flight, accepted rate). Not a test: figures only.
 
 --templates: every email uses a SendGrid dynamic template (data read at send time).
 --world: instead of seeded rows, a world as allocation leaves it (benchmarks/outbox_queue.py's
@@ -104,7 +109,7 @@ def seed_world(db: Path, n: int) -> None:
 def doubt(con: duckdb.DuckDBPyConnection, n: int, status: str) -> None:
     """Put n emails of this status in doubt, as a killed sender leaves them (settled)."""
     con.execute(
-        "update outbox set status = 'failed', failure = 'unknown', "
+        "update outbox set status = 'sending', failure = 'unknown', "
         "unknown_since = now() - interval 1 hour where email_key in (select email_key "
         "from outbox where status = $s group by email_key order by email_key limit $n)",
         {"s": status, "n": n},
@@ -116,7 +121,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--messages", type=int, default=20_000)
     ap.add_argument("--batch-size", type=int, default=500)
-    ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--latency-ms", type=float, default=0, help="the server's answer delay")
+    ap.add_argument("--rate-limit", type=float, default=None, help="server: requests/s")
+    ap.add_argument(
+        "--rate-limit-headers",
+        default="sendgrid",
+        choices=["sendgrid", "retry_after", "reset_past"],
+    )
     ap.add_argument("--templates", action="store_true", help="send with dynamic templates")
     ap.add_argument("--world", action="store_true", help="queue a generated world's messages")
     ap.add_argument("--unknown", type=int, default=0, help="emails to put in doubt, then resolve")
@@ -126,9 +138,19 @@ def main() -> None:
         template_ids=ids if args.templates else {}, settle_s=60, max_queries=10_000
     )
     first = dataclasses.replace(options, resolve_unknown=False)  # the doubt waits for pass 2
+    cmd = [sys.executable, "-m", "backorders.devtools.sendgrid_server", "--port", "0", "--key", KEY]
+    cmd += ["--latency-ms", str(args.latency_ms)]
+    if args.rate_limit:
+        cmd += [
+            "--rate-limit",
+            str(args.rate_limit),
+            "--rate-limit-headers",
+            args.rate_limit_headers,
+        ]
     server = subprocess.Popen(
-        [sys.executable, "-m", "backorders.devtools.sendgrid_server", "--port", "0", "--key", KEY],
+        cmd,
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parent.parent,
     )
@@ -157,6 +179,10 @@ def main() -> None:
                 )
                 elapsed = time.perf_counter() - t0
                 emails = con.execute("select count(*) from outbox_emails").fetchone()
+                row = con.execute(
+                    "select count(distinct email_key) from outbox where status = 'sent'"
+                ).fetchone()
+                sent_emails = row[0] if row else 0
                 resolution: dict[str, object] = {}
                 if args.unknown:  # the other half: accepted, answer lost
                     doubt(con, args.unknown - args.unknown // 2, "sent")
@@ -180,7 +206,8 @@ def main() -> None:
                     }
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        _, err = server.communicate(timeout=10)
+    seen = (err or "").strip().splitlines()[-1:]  # accepted N; K answered 429; peak P; rate R/s
     print(
         json.dumps(
             {
@@ -193,6 +220,11 @@ def main() -> None:
                 "concurrency": args.concurrency,
                 "seconds": round(elapsed, 2),
                 "messages_per_second": round(r.sent / elapsed),
+                "emails_per_second": round((sent_emails or 0) / elapsed, 1),
+                "latency_ms": args.latency_ms,
+                "rate_limit": args.rate_limit,
+                "rate_limit_headers": args.rate_limit_headers if args.rate_limit else None,
+                "server": seen[0] if seen else None,
                 "templates": args.templates,
                 "world": args.world,
                 **resolution,

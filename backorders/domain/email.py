@@ -60,11 +60,14 @@ class OutgoingEmail:
         return args
 
 
-SendStatus = Literal["sent", "failed", "unknown"]
+SendStatus = Literal["sent", "failed", "unknown", "not_sent"]
 """``sent``: provider answered 2xx.
 ``failed``: permanent error, or retries exhausted; the request is known NOT accepted.
 ``unknown``: the request may have reached the provider but no answer came back
 (read timeout, connection dropped after sending). Resending blindly could duplicate it.
+``not_sent``: nothing was accepted and the email is not to blame: a stop was requested
+before (another) request went out, or sending stopped (the API key was refused); the
+email stays pending for the next pass.
 """
 
 

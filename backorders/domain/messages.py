@@ -153,6 +153,11 @@ def message_key(customer_id: str, order_id: str, kind: MessageKind, state: Order
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
 
 
+def preview_key(key: str) -> str:
+    """A dry run's key for the message `key`: a preview never blocks the real message."""
+    return hashlib.sha256(f"preview\x1f{key}".encode()).hexdigest()[:32]
+
+
 _MONTHS = [
     "January",
     "February",

@@ -44,6 +44,8 @@ told as (
            bool_or(kind = 'delay_apology') as apologized,
            bool_or(kind = 'cancellation_offer') as offered
     from outbox
+    -- a dry run's rows are previews: they told nobody anything (docs/emails.md)
+    where not (status = 'suppressed' and coalesce(starts_with(last_error, 'dry run:'), false))
     group by order_id
 ),
 history as (
@@ -98,11 +100,8 @@ stated as (
 keyed as (
     select *,
            substr(sha256(concat_ws(chr(31), customer_id, order_id, kind, state)), 1, 32)
-               as message_key
+               as real_key
     from stated
-),
-fresh as (
-    select * from keyed anti join outbox using (message_key)
 ),
 addressed as (
     -- is_deliverable_address (backorders.domain.email); $bad_address_chars is the class
@@ -118,21 +117,33 @@ addressed as (
            and length(regexp_extract(split_part(cu.email, '@', 2), '[^.]*$')) >= 2
                as deliverable
     from customers as cu
-    where cu.customer_id in (select customer_id from fresh)
+    where cu.customer_id in (select customer_id from keyed)
 ),
 suppressed as (
-    select f.message_key, f.customer_id, f.order_id, f.kind, f.condition, f.promised_date,
+    select f.real_key, f.customer_id, f.order_id, f.kind, f.condition, f.promised_date,
            f.state, a.email as to_email,
            case when not coalesce(a.email_opt_in, false)
                     then 'customer opted out of email (email_opt_in=false)'
                 when not a.deliverable then 'not a deliverable email address'
                 when $dry_run then 'dry run: recorded, not sent (`backorders emails` renders it)'
            end as reason
-    from fresh as f
+    from keyed as f
     join addressed as a using (customer_id)
+),
+previewed as (
+    -- a dry run's message is a preview with a key of its own (preview_key), so that it
+    -- never blocks the real message of a later real run; a second dry run finds it there
+    select * exclude (real_key),
+           case when starts_with(reason, 'dry run:')
+                then substr(sha256(concat_ws(chr(31), 'preview', real_key)), 1, 32)
+                else real_key end as message_key
+    from suppressed
+),
+fresh as (
+    select * from previewed anti join outbox using (message_key)
 ),
 final as (
     select *, case when reason is null then 'pending' else 'suppressed' end as status
-    from suppressed
+    from fresh
 )
 select * from final

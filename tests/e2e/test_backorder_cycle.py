@@ -247,7 +247,16 @@ def test_emails_go_out_once_through_a_local_sendgrid(
     assert set(keys) == set(sent) and max(keys.values()) == 1
     assert all(pid for pid in sent.values())
     assert not_sent == 0
-    assert second["communicate"]["sent"] == {"sent": 0, "failed": 0, "unknown": 0}
+    assert second["communicate"]["sent"] == {
+        "sent": 0,
+        "failed": 0,
+        "unknown": 0,
+        "not_sent": 0,
+        "not_attempted": 0,
+    }
+    assert (
+        first["communicate"]["send_failures"] == 0 and first["communicate"]["send_stopped"] is None
+    )
     assert "SG.test-key-e2e" not in details
 
 

@@ -228,3 +228,14 @@ def database_before(path: Path, version: int) -> duckdb.DuckDBPyConnection:
                 "insert into schema_migrations values ($v, $n, now())", {"v": v, "n": sql.name}
             )
     return con
+
+
+def allocate_demo(con: duckdb.DuckDBPyConnection, landing: Path, as_of: datetime) -> None:
+    """Ingest a demo landing zone, reconcile and allocate, as one cycle does (run r1)."""
+    s = load_settings()
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    ingest_landing(
+        con, landing, run_id="r1", as_of=as_of, settings=s, now=now, progress=lambda _: None
+    )
+    allocation_store.reconcile(con, as_of=as_of, settings=s)
+    allocation_store.allocate(con, run_id="r1", as_of=as_of, settings=s, now=now())

@@ -1,9 +1,9 @@
-"""A sending process for the fault tests: `python outbox_worker.py DB URL KEY [SETTLE_S]`.
+"""A sending process for the fault tests: `python outbox_worker.py DB URL KEY [SETTLE_S [CONCURRENCY]]`.
 
 Sends the outbox; run as a real subprocess so that a test can SIGKILL it at any point and
 start it again. Unknown outcomes are looked up in the (local) Email Activity feed and
 counted as lost after SETTLE_S seconds (default 1). Prints one progress line per recorded
-batch (flushed), then `done sent=.. failed=.. unknown=.. resolved=.. requeued=.. unresolved=..`.
+group of requests (flushed), then `done sent=.. failed=.. unknown=.. resolved=.. requeued=.. unresolved=..`.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from backorders.adapters import outbox, store
+from backorders.adapters import outbox, outbox_send, store
 from backorders.adapters.sendgrid_sender import SendGridSender
 
 BATCH_SIZE = 100
-CONCURRENCY = 2
 
 
-def main(db: str, url: str, key: str, settle_s: str = "1.0") -> int:
+def main(db: str, url: str, key: str, settle_s: str = "1.0", concurrency: str = "2") -> int:
     """Send every sendable email of the outbox at `db` through the server at `url`."""
+    outbox_send.PROGRESS_EVERY_S = 0.0  # a line per recorded group: the test kills by lines
     sender = SendGridSender(
         api_key=key,
         host=url,
@@ -39,7 +39,7 @@ def main(db: str, url: str, key: str, settle_s: str = "1.0") -> int:
             now=lambda: datetime.now(UTC),
             progress=lambda line: print(line, flush=True),
             batch_size=BATCH_SIZE,
-            concurrency=CONCURRENCY,
+            concurrency=int(concurrency),
             options=outbox.SendOptions(settle_s=float(settle_s)),
         )
     print(
@@ -51,4 +51,4 @@ def main(db: str, url: str, key: str, settle_s: str = "1.0") -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(*sys.argv[1:5]))
+    raise SystemExit(main(*sys.argv[1:6]))

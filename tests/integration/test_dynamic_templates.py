@@ -13,13 +13,14 @@ from typing import Any
 import duckdb
 import pytest
 
-from backorders.adapters import allocation_store, ingest, outbox, store
+from backorders.adapters import outbox, store
 from backorders.adapters.sendgrid_sender import SendGridSender
 from backorders.devtools.demo_data import DemoSpec, generate
 from backorders.devtools.sendgrid_server import FakeSendGrid
 from backorders.domain.email import OutgoingEmail
 from backorders.domain.messages import format_date
 from backorders.settings import load_settings
+from tests.integration.conftest import allocate_demo
 
 pytestmark = pytest.mark.integration
 KEY = "SG.template-test-key-123"
@@ -43,20 +44,9 @@ def queued(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DuckDB file after one cycle of the demo data with its messages queued (built once)."""
     tmp = tmp_path_factory.mktemp("templates")
     generate(tmp / "landing", SPEC)
-    s = load_settings()
     db = tmp / "queued.duckdb"
     with store.connect(db) as c:
-        ingest.ingest_landing(
-            c,
-            tmp / "landing",
-            run_id="r1",
-            as_of=SPEC.as_of,
-            settings=s,
-            now=_now,
-            progress=lambda _: None,
-        )
-        allocation_store.reconcile(c, as_of=SPEC.as_of, settings=s)
-        allocation_store.allocate(c, run_id="r1", as_of=SPEC.as_of, settings=s, now=_now())
+        allocate_demo(c, tmp / "landing", SPEC.as_of)
         outbox.queue_messages(c, run_id="r1", now=_now(), dry_run=False)
     return db
 
@@ -263,7 +253,7 @@ def _email(key: str, template: str | None, **data: Any) -> OutgoingEmail:
     )
 
 
-def test_one_request_per_template_and_one_for_rendered_emails(fake: FakeSendGrid) -> None:
+def test_one_request_per_template_and_one_per_rendered_email(fake: FakeSendGrid) -> None:
     a, b = "d-" + "a" * 32, "d-" + "b" * 32
     emails = [
         _email("k1", a, n=1),
@@ -276,13 +266,15 @@ def test_one_request_per_template_and_one_for_rendered_emails(fake: FakeSendGrid
     outcomes = _sender(fake.url).send_batch(emails)
 
     assert [o.status for o in outcomes] == ["sent"] * 5
-    by_template = {m.get("template_id"): m for m in fake.messages}
-    assert set(by_template) == {a, b, None} and fake.requests_seen == 3
+    by_template = {m.get("template_id"): m for m in fake.messages if m.get("template_id")}
+    assert set(by_template) == {a, b} and fake.requests_seen == 4
     assert [p["dynamic_template_data"] for p in by_template[a]["personalizations"]] == [
         {"n": 1},
         {"n": 4},
     ]
-    assert by_template[None]["content"][0]["value"] == "%bo_text%"
+    rendered = [m for m in fake.messages if not m.get("template_id")]
+    assert len(rendered) == 2 and all(len(m["personalizations"]) == 1 for m in rendered)
+    assert all("substitutions" not in m["personalizations"][0] for m in rendered)
 
 
 def test_template_data_over_the_limit_fails_before_any_request(fake: FakeSendGrid) -> None:

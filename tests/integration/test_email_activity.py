@@ -89,7 +89,9 @@ def test_fake_lists_accepted_messages_as_sendgrid_documents(fake: FakeSendGrid) 
             "clicks_count",
             "last_event_time",
         }
-        assert m["msg_id"].startswith(xid + ".") and m["from_email"] == "care@shop.test"
+        # one request per rendered email: each message's id starts with its request's id
+        xids = {o.provider_message_id for o in outcomes}
+        assert m["msg_id"].split(".")[0] in xids and m["from_email"] == "care@shop.test"
     status, body = _get(fake.url, {"query": f"msg_id LIKE '{xid}%'", "limit": 1})
     assert status == 200 and len(body["messages"]) == 1
 
@@ -153,8 +155,8 @@ def test_fake_query_language(query: str, expected: set[str]) -> None:
 
 def test_lookup_finds_sent_emails_and_proves_the_rest_absent(fake: FakeSendGrid) -> None:
     sender = _sender(fake.url)
-    sender.send_batch([_email("k1", "a@example.org"), _email("k2", "b@example.org")])
-    xid = fake.messages[0]["x_message_id"]
+    outcomes = sender.send_batch([_email("k1", "a@example.org"), _email("k2", "b@example.org")])
+    xid = {o.message_key: o.provider_message_id for o in outcomes}
 
     got = sender.lookup_activity(
         [("k1", "A@Example.org"), ("k2", "b@example.org"), ("k3", "c@example.org")],
@@ -162,7 +164,7 @@ def test_lookup_finds_sent_emails_and_proves_the_rest_absent(fake: FakeSendGrid)
     )
 
     assert set(got.found) == {"k1", "k2"} and got.not_found == {"k3"} and got.error is None
-    assert all(v.startswith(xid + ".") for v in got.found.values())
+    assert all(v.startswith(f"{xid[k]}.") for k, v in got.found.items())
     assert fake.activity_requests == 2
 
 

@@ -212,7 +212,9 @@ def test_429_waits_until_rate_limit_reset_then_sends(sleep: RecordingSleep) -> N
         assert server.received_keys() == {an_email().message_key: 1}
 
 
-def test_429_wait_is_capped_by_max_backoff(sleep: RecordingSleep) -> None:
+def test_429_with_an_absurdly_far_reset_backs_off_instead_of_waiting_for_it(
+    sleep: RecordingSleep,
+) -> None:
     with FakeSendGrid(api_key=API_KEY, clock=lambda: 2_000_000_000.0) as server:
         server.fail_next(1, "429")
         sender = SendGridSender(
@@ -221,12 +223,12 @@ def test_429_wait_is_capped_by_max_backoff(sleep: RecordingSleep) -> None:
             from_email="backorders@shop.example.com",
             max_backoff_s=5.0,
             sleep=sleep,
-            clock=lambda: 2_000_000_000.0 - 3600,
+            clock=lambda: 2_000_000_000.0 - 3600,  # the reset is an hour away
         )
         outcome = sender.send(an_email())
 
     assert outcome.status == "sent"
-    assert sleep.delays == [5.0]
+    assert len(sleep.delays) == 1 and 0 <= sleep.delays[0] <= 0.5  # the first backoff step
 
 
 def test_500_then_success_sends_exactly_once(
@@ -276,18 +278,22 @@ def test_400_is_failed_without_retry(
     assert sleep.delays == []
 
 
-def test_wrong_key_is_failed_and_key_not_in_error(
+def test_wrong_key_stops_the_sender_after_one_request_and_key_not_in_error(
     fake: FakeSendGrid, make_sender: SenderFactory, sleep: RecordingSleep
 ) -> None:
     wrong_key = "SG.wrong-key-zyxwvutsrq.ponmlkjihgfedcba9876543210"
+    sender = make_sender(api_key=wrong_key)
 
-    outcome = make_sender(api_key=wrong_key).send(an_email())
+    outcome = sender.send(an_email())
+    later = sender.send(an_email("k-later"))
 
-    assert outcome.status == "failed"
-    assert outcome.attempts == 1
+    assert outcome.status == "not_sent" and later.status == "not_sent"
+    assert outcome.attempts == 1 and later.attempts == 0
     assert outcome.error is not None and "HTTP 401" in outcome.error
     assert "authorization grant is invalid" in outcome.error
-    assert wrong_key not in outcome.error and API_KEY not in outcome.error
+    assert sender.stop_reason is not None and "check SENDGRID_API_KEY" in sender.stop_reason
+    for text in (outcome.error, sender.stop_reason, repr(sender)):
+        assert wrong_key not in text and API_KEY not in text
     assert fake.requests_seen == 1
     assert sleep.delays == []
 
@@ -542,7 +548,7 @@ def test_fake_runs_as_standalone_process_and_prints_url(
 # --- batches -----------------------------------------------------------------------------------
 
 
-def test_batch_goes_in_one_request_with_one_personalization_per_email(
+def test_emails_with_different_bodies_go_one_request_each(
     fake: FakeSendGrid, make_sender: SenderFactory
 ) -> None:
     emails = [
@@ -558,24 +564,13 @@ def test_batch_goes_in_one_request_with_one_personalization_per_email(
 
     outcomes = make_sender().send_batch(emails)
 
-    assert fake.requests_seen == 1
+    assert fake.requests_seen == 5
+    assert all(len(m["personalizations"]) == 1 for m in fake.messages)
     assert [o.status for o in outcomes] == ["sent"] * 5
+    assert len({o.provider_message_id for o in outcomes}) == 5
     got = {d["message_key"]: d for d in fake.deliveries()}
     assert got["k3"]["subject"] == "S3" and got["k3"]["text"] == "text 3"
     assert got["k3"]["html"] == "<p>3</p>" and got["k3"]["to"] == ["c3@example.org"]
-
-
-def test_email_too_big_for_substitutions_goes_in_a_request_of_its_own(
-    fake: FakeSendGrid, make_sender: SenderFactory
-) -> None:
-    emails = [an_email(f"k{i}", to_email=f"c{i}@example.org") for i in range(6)]
-    big = OutgoingEmail("k-big", "x@example.org", None, "s", "t" * 6000, "h" * 5000)
-
-    outcomes = make_sender().send_batch([*emails, big])
-
-    assert [o.status for o in outcomes] == ["sent"] * 7
-    assert fake.requests_seen == 2
-    assert fake.received_keys() == {**{f"k{i}": 1 for i in range(6)}, "k-big": 1}
 
 
 def test_a_batch_refused_with_400_is_split_so_the_bad_email_fails_alone(
