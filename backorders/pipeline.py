@@ -53,10 +53,8 @@ EXIT_CODES = {
 
 def send_failures(summary: dict[str, Any]) -> int:
     """How many messages of the run failed to send (0 for a dry run)."""
-    comm = summary.get("communicate") or {}
-    # `send_failures` is the send loop's own count; before it reported one, the pass's
-    # `failed` messages are the same figure
-    return int(comm.get("send_failures", (comm.get("sent") or {}).get("failed", 0)) or 0)
+    # the send pass's own count: failed, in doubt, or left unsent because sending stopped
+    return int((summary.get("communicate") or {}).get("send_failures") or 0)
 
 
 def success_status(summary: dict[str, Any]) -> str:
