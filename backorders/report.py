@@ -56,7 +56,7 @@ def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
             )
             if comm.get("dry_run")
             else f"{comm.get('queued', 0)} queued, {comm.get('suppressed', 0)} suppressed, "
-            f"sent {comm.get('sent')}" + _send_failures(comm),
+            f"{(comm.get('sent') or {}).get('sent', 0)} sent" + _send_failures(comm),
         ),
     ]
 

@@ -121,6 +121,7 @@ def test_send_failures_are_counted_not_reported_as_sent(db: Path, server: str) -
     assert lines[-1].startswith(f"sent 0/{n} messages, {n} failed")
     summary = report.summary_text({"run_id": "run-err", "communicate": out})
     assert f"{n} not sent" in summary
+    assert f"{out['sent']['sent']} sent" in summary  # a count, not a dict dump
 
 
 def test_stop_request_while_sends_are_in_flight_records_them_and_raises_interrupted(
