@@ -225,7 +225,7 @@ class _Progress:
         settled = r.sent + r.failed + r.unknown
         line = (
             f"sent {r.sent}/{self.total} messages, {r.failed} failed, {r.unknown} in doubt, "
-            f"{self.total - settled} not sent"
+            f"{self.total - settled} {'not sent' if final else 'to go'}"
         )
         if final and r.stopped:
             line += f" (sending stopped: {r.stopped})"
