@@ -61,7 +61,7 @@ def read_delay_events(trigger_event_id: str, window_s: int) -> tuple[Any, list[A
                 event=EventNameFilter(name=[events.SUPPLIER_DELAYED]),
                 resource=EventResourceFilter(id=[first.resource.id]),
             ),
-            limit=200,
+            limit=50,  # the most the API gives per page
         )
         found = list(page.events)
         while page.next_page and len(found) < MAX_EVENTS:
