@@ -26,7 +26,9 @@ from tests import cli_process as cp
 from tests.e2e.test_serve_stop import PREFECT, _wait_for_deployments, prefect_api
 
 pytestmark = pytest.mark.e2e
-__all__ = ["prefect_api"]  # the module's server (`prefect server start`), shared with test_serve_stop
+__all__ = [
+    "prefect_api"
+]  # the module's server (`prefect server start`), shared with test_serve_stop
 
 
 def _api(env: dict[str, str], path: str, body: dict[str, Any]) -> Any:
@@ -137,7 +139,9 @@ def test_a_supplier_delay_event_starts_the_rerun_that_re_promises_and_emails(
                 break
             time.sleep(1)
         else:
-            raise AssertionError(f"no supplier-delay rerun ended; serve said:\n{serve.output[-4000:]}")
+            raise AssertionError(
+                f"no supplier-delay rerun ended; serve said:\n{serve.output[-4000:]}"
+            )
     finally:
         _stop(serve)
 

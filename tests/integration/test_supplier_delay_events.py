@@ -115,8 +115,7 @@ def test_the_demo_supplier_updates_delay_po_lines_on_the_first_ingest(tmp_path: 
 
     assert delays, "the demo data holds delay notices"
     assert all(
-        date.fromisoformat(d["new_date"]) > date.fromisoformat(d["old_date"])
-        or d["qty_change"] < 0
+        date.fromisoformat(d["new_date"]) > date.fromisoformat(d["old_date"]) or d["qty_change"] < 0
         for d in delays
     )
     assert len({(d["po_id"], d["line_no"]) for d in delays}) == len(delays)
