@@ -186,3 +186,41 @@ def test_a_supplier_delay_event_starts_the_rerun_that_re_promises_and_emails(
     names = [a["name"] for a in automations]
     assert names.count(NOTIFY) == 1, names
     assert names.count("supplier-delay-rerun on backorders.supplier.delayed") == 1, names
+
+
+def test_a_blocked_run_emits_its_events_and_the_notification_automation_acts(
+    tmp_path: Path, prefect_api: dict[str, str]
+) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from backorders.settings import load_settings
+    from flows.automations import ensure_notification_automation
+
+    with temporary_settings(updates={PREFECT_API_URL: prefect_api["PREFECT_API_URL"]}):
+        automation = ensure_notification_automation(load_settings())
+        assert ensure_notification_automation(load_settings()).id == automation.id
+    landing, db = tmp_path / "landing", tmp_path / "db.duckdb"
+    generate(landing, DemoSpec(seed=7))
+    env = {**prefect_api, "BACKORDERS_MIN_INVENTORY_ACCURACY": "1.0"}
+
+    blocked = cp.run(["run", "--landing", str(landing), "--db", str(db)], env, timeout=240)
+
+    assert blocked.returncode == 1, blocked.stderr[-3000:]
+    with duckdb.connect(str(db), read_only=True) as con:
+        [(run_id,)] = con.execute("select run_id from runs where status = 'blocked'").fetchall()
+    resource = f"backorders.run.{run_id}"
+    [ended] = [
+        e for e in _eventually(env, "backorders.run.blocked")
+        if e["resource"]["prefect.resource.id"] == resource
+    ]  # fmt: skip
+    assert "inventory accuracy" in ended["payload"]["message"]
+    [gate] = [
+        e for e in _eventually(env, "backorders.inventory.inaccurate")
+        if e["resource"]["prefect.resource.id"] == resource
+    ]  # fmt: skip
+    assert gate["payload"]["state"] == "closed" and gate["payload"]["accuracy"] < 1.0
+    acted = [
+        e for e in _eventually(env, "prefect.automation.action.executed")
+        if e["resource"]["prefect.resource.id"] == f"prefect.automation.{automation.id}"
+    ]  # fmt: skip
+    assert acted, "the notification automation did not act on the blocked run"
