@@ -21,6 +21,16 @@ def _gate_note(gate: dict[str, Any]) -> str:
     return f" (override {o['override_id']} by {o['by']}: {o['outcome']})"
 
 
+def _delays(d: dict[str, Any]) -> str:
+    """The PO lines this run's supplier updates delayed (each one a Prefect event)."""
+    if not d or not d.get("po_lines"):
+        return "none"
+    return (
+        f"{d['po_lines']} PO line(s) of {len(d.get('suppliers', []))} supplier(s) later or cut "
+        f"({d.get('events_emitted', 0)} backorders.supplier.delayed events)"
+    )
+
+
 def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline figures of a run as (label, value) pairs."""
     status = _get(s, "allocate", "lines_by_status", default={})
@@ -34,6 +44,7 @@ def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("files", ", ".join(f"{n} {k}" for k, n in sorted(files.items())) or "none new"),
         ("rows loaded", str(_get(s, "ingest", "rows_loaded"))),
         ("rows quarantined", str(_get(s, "ingest", "rows_quarantined"))),
+        ("supplier delays", _delays(_get(s, "supplier_delays", default={}))),
         (
             "inventory accuracy",
             f"{acc:.1%} of {_get(s, 'validate', 'recounted_items')} recounted items"

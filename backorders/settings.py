@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     delay_apology_days: int | None = Field(default=14, ge=0)
     discount_code: str = "SORRY-FOR-THE-WAIT"
     max_wait_days: int | None = Field(default=90, ge=0)
+    # Prefect operations (docs/operations.md, "Supplier delays: events and the automatic rerun")
+    supplier_delay_window_s: int = Field(default=120, ge=1, le=86400)
+    notification_block: str = ""
 
     @field_validator("priority_key")
     @classmethod

@@ -13,6 +13,7 @@ from backorders import interrupt, lifecycle, pipeline
 from backorders.report import summary_markdown
 from backorders.settings import load_settings
 from tasks import cycle
+from tasks import events as event_tasks
 
 
 @flow(name="backorder-cycle", log_prints=True)
@@ -39,6 +40,7 @@ def backorder_cycle(
         try:
             for name, stage in (
                 ("ingest", lambda: cycle.ingest(overrides, run_id, as_of)),
+                ("supplier_delays", lambda: event_tasks.supplier_delays(overrides, run_id)),
                 ("validate", lambda: cycle.validate(overrides, run_id)),
                 ("reconcile", lambda: cycle.reconcile(overrides, run_id, as_of)),
                 ("allocate", lambda: cycle.allocate(overrides, run_id, as_of)),
@@ -76,19 +78,7 @@ def _finish(
     if message:
         summary["message"] = message
     summary["audit_head"] = cycle.finish_run(overrides, summary["run_id"], status, message, summary)
+    summary["events"] = event_tasks.run_end(overrides, summary)
     create_markdown_artifact(
         summary_markdown(summary), key="backorder-cycle-summary", description=status
     )
-
-
-@flow(name="supplier-delay-rerun", log_prints=True)
-def supplier_delay_rerun(
-    supplier_id: str,
-    note: str = "",
-    landing: str | None = None,
-    db: str | None = None,
-    dry_run: bool = False,
-) -> dict[str, Any]:
-    """Rerun the cycle now after a supplier delay (drop the supplier's update in the landing zone first)."""
-    reason = f"rerun after supplier delay: {supplier_id}" + (f" ({note})" if note else "")
-    return backorder_cycle(landing=landing, db=db, dry_run=dry_run, reason=reason)

@@ -1,8 +1,10 @@
 """Deployments: the nightly full cycle, an hourly feed pickup, and a supplier-delay rerun.
 
 `backorders serve` runs them in this process against the Prefect API in
-PREFECT_API_URL (start one with `prefect server start`); ops start the rerun from
-the UI with a supplier id.
+PREFECT_API_URL (start one with `prefect server start`). The rerun starts on its own
+from a `backorders.supplier.delayed` event (a deployment trigger), or from the UI with
+a supplier id. `serve` also keeps one notification automation for blocked and failed
+runs (flows/automations.py).
 """
 
 from __future__ import annotations
@@ -10,15 +12,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from flows.backorder_cycle import backorder_cycle, supplier_delay_rerun
+from backorders import events
+from backorders.settings import load_settings
+from flows.automations import ensure_notification_automation
+from flows.backorder_cycle import backorder_cycle
+from flows.supplier_delay import supplier_delay_rerun
+
+
+def supplier_delay_trigger(params: dict[str, str], window_s: int) -> Any:
+    """Run the rerun on `backorders.supplier.delayed`: once per supplier per window.
+
+    Reactive, threshold 1, `within` = the window, one bucket per supplier resource: the
+    first event of a supplier starts a run at once, the supplier's next events within
+    the window start none (Prefect 3.8.8's bucket, server/events/triggers.py), and that
+    run reads them all from the events API when the window has closed. So one ingest
+    with 50 delayed PO lines of a supplier starts one rerun, and no payload is lost.
+    """
+    from prefect.events import DeploymentEventTrigger
+    from prefect.events.schemas.automations import Posture
+
+    return DeploymentEventTrigger(
+        name="supplier-delay-rerun on backorders.supplier.delayed",
+        expect={events.SUPPLIER_DELAYED},
+        match={"prefect.resource.id": events.SUPPLIER_PREFIX + "*"},
+        for_each={"prefect.resource.id"},
+        posture=Posture.Reactive,
+        threshold=1,
+        within=timedelta(seconds=window_s),
+        parameters={
+            **params,
+            # templated by the server when it fires (single expressions keep their type)
+            "supplier_id": "{{ event.resource.id }}",
+            "event_id": "{{ event.id | string }}",
+            "note": "started by event {{ event.id }}",
+        },
+    )
 
 
 def build_deployments(*, landing: Path | None, db: Path | None, cron: str) -> list[Any]:
     """The three deployments, with the landing zone and db as default parameters."""
     params = {k: str(v) for k, v in {"landing": landing, "db": db}.items() if v is not None}
+    window_s = load_settings().supplier_delay_window_s
     return [
         backorder_cycle.to_deployment(
             name="nightly",
@@ -38,7 +76,12 @@ def build_deployments(*, landing: Path | None, db: Path | None, cron: str) -> li
             name="supplier-delay",
             parameters=params,
             tags=["backorders"],
-            description="Start from the UI after a supplier delay: give the supplier id and a note.",
+            description=(
+                "Starts on a backorders.supplier.delayed event (its payload's new date is "
+                "applied), or from the UI: a supplier id and a new_date (or drop the "
+                "supplier's update file first)."
+            ),
+            triggers=[supplier_delay_trigger(params, window_s)],
         ),
     ]
 
@@ -52,6 +95,8 @@ def serve_all(*, landing: Path | None, db: Path | None, cron: str) -> None:
     for deployment in deployments:
         runner.add_deployment(deployment)  # registers it with the API now
     names = ", ".join(f"{d.flow_name}/{d.name}" for d in deployments)
+    automation = ensure_notification_automation(load_settings(landing=landing, db=db))
+    print(f"backorders serve: automation {automation.name!r} ({automation.id})", flush=True)
     print(f"backorders serve: serving {names} (SIGTERM or Ctrl-C stops)", flush=True)
     asyncio.run(_serve_until_signal(runner))
 

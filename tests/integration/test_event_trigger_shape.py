@@ -1,0 +1,32 @@
+"""The supplier-delay deployment's trigger and the run-end event names, as registered."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from backorders import events
+from flows.deployments import supplier_delay_trigger
+
+pytestmark = pytest.mark.integration
+
+
+def test_supplier_delay_trigger_starts_one_rerun_per_supplier_per_window() -> None:
+    trigger = supplier_delay_trigger({"db": "x.duckdb"}, 120)
+
+    assert trigger.expect == {"backorders.supplier.delayed"}
+    assert trigger.posture == "Reactive" and trigger.threshold == 1
+    assert trigger.for_each == {"prefect.resource.id"}  # one bucket per supplier
+    assert trigger.within == timedelta(seconds=120)
+    assert trigger.parameters == {
+        "db": "x.duckdb",
+        "supplier_id": "{{ event.resource.id }}",
+        "event_id": "{{ event.id | string }}",
+        "note": "started by event {{ event.id }}",
+    }
+
+
+def test_a_supplier_id_is_read_from_its_resource_id_or_given_bare() -> None:
+    assert events.supplier_id_of("backorders.supplier.SUP-04") == "SUP-04"
+    assert events.supplier_id_of("SUP-04") == "SUP-04"
