@@ -320,9 +320,8 @@ def make_sender(settings: Settings) -> outbox.Sender:
 
     if not settings.from_email:
         raise ValueError("BACKORDERS_FROM_EMAIL is required when sending (SENDGRID_API_KEY is set)")
-    assert settings.sendgrid_api_key is not None
     return SendGridSender(
-        api_key=settings.sendgrid_api_key.get_secret_value(),
+        api_key=settings.sendgrid_key(),
         host=settings.sendgrid_host,
         from_email=settings.from_email,
         from_name=settings.from_name,
