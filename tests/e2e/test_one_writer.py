@@ -92,7 +92,9 @@ def test_two_runs_triggered_together_take_turns_and_leave_what_one_after_the_oth
     assert together == reference
     assert together["runs"] == ["succeeded", "succeeded"]
     first_files, second_files = together["files_per_run"]  # type: ignore[misc]
-    assert set(second_files) == {"skipped"} and second_files["skipped"] == sum(first_files.values())
+    assert set(second_files) == {"duplicate"} and second_files["duplicate"] == sum(
+        first_files.values()
+    )
     # every email once: the reference's sends and these, each key exactly once per database
     assert max(keys.values()) == 2 and sum(keys.values()) == 2 * sent_before
     limit = httpx.get(
@@ -100,3 +102,23 @@ def test_two_runs_triggered_together_take_turns_and_leave_what_one_after_the_oth
         timeout=30,
     ).json()
     assert limit["limit"] == 1 and limit["active_slots"] == 0
+
+
+def test_a_run_that_waits_too_long_for_the_writer_slot_fails_with_a_readable_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.concurrency.sync import concurrency
+
+    from flows.backorder_cycle import backorder_cycle
+
+    landing, db = tmp_path / "landing", tmp_path / "db.duckdb"
+    landing.mkdir()
+    monkeypatch.setenv("BACKORDERS_WRITER_WAIT_S", "2")
+    name = writer_slot.limit_name(db)
+    writer_slot.ensure_limit(name)
+    with concurrency(name, occupy=1, strict=True):  # another run holds the database
+        state = backorder_cycle(landing=str(landing), db=str(db), return_state=True)
+    assert state.is_failed()
+    assert f"another backorders run is writing {db}" in str(state.message)
+    assert "nothing was done" in str(state.message)
+    assert not db.exists()  # it never touched the file
