@@ -53,29 +53,32 @@ def kpi_artifacts(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, An
     fill = t["fill_rate"][0] if t["fill_rate"] else {}
     acc = t["promise_accuracy"][0] if t["promise_accuracy"] else {}
     headline = [
-        {
-            "kpi": "line fill rate",
-            "value": _pct(fill.get("line_fill_rate_pct")),
-            "detail": f"{_num(fill.get('lines_filled'))} of {_num(fill.get('lines'))} lines "
-            "filled from stock on their first promise",
-        },
-        {
-            "kpi": "unit fill rate",
-            "value": _pct(fill.get("unit_fill_rate_pct")),
-            "detail": f"{_num(fill.get('units_filled'))} of {_num(fill.get('units'))} units",
-        },
-        {
-            "kpi": "promise accuracy",
-            "value": _pct(acc.get("on_time_pct")),
-            "detail": f"{_num(acc.get('on_time_lines'))} of {_num(acc.get('shipped_lines'))} "
-            "shipped lines shipped by their first promised date",
-        },
-        {
-            "kpi": "average days late",
-            "value": _num(acc.get("avg_days_late")),
-            "detail": f"{_num(acc.get('late_lines'))} late lines, "
-            f"at most {_num(acc.get('max_days_late'))} days late",
-        },
+        {"kpi": kpi, "value": value, "detail": detail}
+        for kpi, value, detail in (
+            (
+                "line fill rate",
+                _pct(fill.get("line_fill_rate_pct")),
+                f"{_num(fill.get('lines_filled'))} of {_num(fill.get('lines'))} lines "
+                "filled from stock on their first promise",
+            ),
+            (
+                "unit fill rate",
+                _pct(fill.get("unit_fill_rate_pct")),
+                f"{_num(fill.get('units_filled'))} of {_num(fill.get('units'))} units",
+            ),
+            (
+                "promise accuracy",
+                _pct(acc.get("on_time_pct")),
+                f"{_num(acc.get('on_time_lines'))} of {_num(acc.get('shipped_lines'))} "
+                "shipped lines shipped by their first promised date",
+            ),
+            (
+                "average days late",
+                _num(acc.get("avg_days_late")),
+                f"{_num(acc.get('late_lines'))} late lines, "
+                f"at most {_num(acc.get('max_days_late'))} days late",
+            ),
+        )
     ]
     return {
         KPIS_KEY: headline,

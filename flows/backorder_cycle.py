@@ -50,7 +50,6 @@ def _cycle(
     ingest, reconcile, communicate = (
         cycle.retrying(t, settings) for t in (cycle.ingest, cycle.reconcile, cycle.communicate)
     )
-    summary["progress_id"] = progress_id
     # Prefect's engine put its own SIGTERM bridge in place (TerminationSignal raised
     # wherever the flow happens to be); ours asks the stages to stop at their next check
     with (
@@ -71,11 +70,11 @@ def _cycle(
             interrupt.check()
         except interrupt.Interrupted as exc:
             message = f"{exc}: what was committed stays; run the same command again to go on"
-            _finish(overrides, summary, "interrupted", message)
+            _finish(overrides, summary, "interrupted", message, progress_id)
             return Cancelled(message=message, data=summary)
         except Exception as exc:
             status = "blocked" if isinstance(exc, pipeline.GateClosed) else "failed"
-            _finish(overrides, summary, status, str(exc))
+            _finish(overrides, summary, status, str(exc), progress_id)
             raise
         status = pipeline.success_status(summary)
         message = (
@@ -84,17 +83,20 @@ def _cycle(
             if status == "succeeded_with_failures"
             else None
         )
-        _finish(overrides, summary, status, message)
+        _finish(overrides, summary, status, message, progress_id)
     return Completed(
         message=status.replace("_", " ") + (f": {message}" if message else ""), data=summary
     )
 
 
 def _finish(
-    overrides: dict[str, Any], summary: dict[str, Any], status: str, message: str | None
+    overrides: dict[str, Any],
+    summary: dict[str, Any],
+    status: str,
+    message: str | None,
+    progress_id: str,
 ) -> None:
     """Record the end (runs row, audit) and publish the run's artifacts, the summary last."""
-    progress_id = summary.pop("progress_id", None)
     summary["status"] = status
     if message:
         summary["message"] = message
