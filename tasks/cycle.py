@@ -7,9 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from prefect import Task, task
-from prefect.client.schemas.objects import TaskRun
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import task_run as current_task_run
-from prefect.states import State
 
 from backorders import pipeline
 from backorders.settings import Settings, load_settings
