@@ -314,6 +314,17 @@ def communicate_stage(
     }
 
 
+def retryable_sends(settings: Settings) -> int:
+    """Messages that failed transiently (SendGrid surely did not take them), within budget."""
+    with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
+        row = con.execute(
+            "select count(*) from outbox where status = 'failed' and failure = 'transient' "
+            "and attempts < $budget",
+            {"budget": settings.send_retry_budget},
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def make_sender(settings: Settings) -> outbox.Sender:
     """The SendGrid sender from settings (the key stays inside the sender)."""
     from backorders.adapters.sendgrid_sender import SendGridSender

@@ -114,16 +114,24 @@ def communicate(
 ) -> dict[str, Any]:
     """Queue customer emails in the outbox and send them through SendGrid.
 
-    When sends failed transiently and a retry is left, raise TransientSendFailures: the
-    retry sends only what is still pending or failed (the outbox is keyed by message key,
-    a request in doubt is never resent). The last attempt returns its summary instead.
+    When every failed send failed transiently and a retry is left, raise
+    TransientSendFailures: the retry sends only what is still pending or failed
+    transiently (the outbox is keyed by message key, a request in doubt is never
+    resent). The last attempt returns its summary instead.
     """
     settings = _settings(overrides)
     summary = pipeline.communicate_stage(
         settings, run_id, dry_run=dry_run, progress=stage_progress("communicate", progress_id)
     )
     failed = pipeline.send_failures({"communicate": summary})
-    if failed and int(current_task_run.run_count or 1) <= settings.task_retries:
+    # only when every failure of the pass was transient: a permanent failure (a 401, a bad
+    # address) or an outcome in doubt would be passed over by the retry's pass, and the
+    # run must still end `succeeded_with_failures` for them
+    if (
+        failed
+        and int(current_task_run.run_count or 1) <= settings.task_retries
+        and pipeline.retryable_sends(settings) >= failed
+    ):
         raise TransientSendFailures(f"{failed} message(s) failed to send; retrying the pass")
     return summary
 
