@@ -50,3 +50,18 @@ def test_only_transient_errors_are_retried(exc: BaseException, retried: bool) ->
 
     assert retry_safe(None, None, Failed(data=exc)) is retried  # type: ignore[arg-type]
     assert retry_safe(None, None, Failed(data=TransientSendFailures("3 failed"))) is True  # type: ignore[arg-type]
+
+
+def test_sendgrid_api_key_variable_wins_over_the_secret_block(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from backorders.settings import load_settings
+
+    monkeypatch.setenv("BACKORDERS_SENDGRID_SECRET_BLOCK", "no-such-block")
+    assert load_settings().sending_enabled  # the block alone turns sending on
+    monkeypatch.setenv("SENDGRID_API_KEY", "SG.from-the-environment")
+    settings = load_settings()
+    # the block is never loaded (there is no Prefect API here): the variable is used
+    assert settings.sendgrid_key() == "SG.from-the-environment"
+    assert settings.public_dict()["sendgrid_api_key"] == "set"
+    assert "SG.from-the-environment" not in repr(settings)
