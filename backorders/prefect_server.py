@@ -92,6 +92,15 @@ def api_url_configured() -> bool:
     return bool(PREFECT_API_URL.value())
 
 
+# the URL of the temporary server this process started and owns, while it runs
+_owned_url: list[str] = []
+
+
+def owned_api() -> bool:
+    """True while the run talks to the temporary server of this process (no other run can)."""
+    return bool(_owned_url)
+
+
 @contextlib.contextmanager
 def temporary_api() -> Iterator[str | None]:
     """Run the block against PREFECT_API_URL, or a temporary server we own; yield its URL."""
@@ -107,9 +116,11 @@ def temporary_api() -> Iterator[str | None]:
     try:
         server.start()
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            _owned_url.append(server.api_url)
             try:
                 yield server.api_url
             finally:
+                _owned_url.clear()
                 _drain_client_workers()
     finally:
         server.stop()

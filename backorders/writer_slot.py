@@ -5,8 +5,10 @@ Every cycle on a database holds one slot of `backorders-db-<hash of the resolved
 the same Prefect API waits for the first instead of meeting DuckDB's lock. It waits at
 most `writer_wait_s` and then stops with WriterBusy, a readable reason. The slot is a
 lease Prefect renews while the run lives: a killed run's slot frees itself when the lease
-runs out. The run lock beside the file (backorders.runlock) stays the last line of
-defence for writers outside Prefect, or behind another Prefect API.
+runs out (LEASE_S). A run on the temporary server of its own process (`backorders run`
+without PREFECT_API_URL) takes no slot: no other run talks to that server. The run lock
+beside the file (backorders.runlock) stays the last line of defence for writers outside
+Prefect, or behind another Prefect API.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
+
+# a killed run's slot frees itself this long after its last renewal (Prefect renews the
+# lease while the run lives)
+LEASE_S = 60.0
 
 
 class WriterBusy(RuntimeError):
@@ -42,11 +48,23 @@ def ensure_limit(name: str) -> None:
 def one_writer(db: Path | str, *, wait_s: float) -> Iterator[str]:
     """Hold the database's writer slot for the block; WriterBusy after `wait_s` waiting."""
     name = limit_name(db)
+    from backorders import prefect_server
+
+    if prefect_server.owned_api():
+        # our own temporary server serves this process alone: no other run can wait on
+        # it, and its database (in PREFECT_HOME) would keep a killed run's lease for the
+        # next run to wait out; the run lock decides between such runs
+        yield name
+        return
     ensure_limit(name)
     with contextlib.ExitStack() as stack:
         try:
             # strict: a limit deleted under us is an error, never a silent free pass
-            stack.enter_context(concurrency(name, occupy=1, timeout_seconds=wait_s, strict=True))
+            stack.enter_context(
+                concurrency(
+                    name, occupy=1, timeout_seconds=wait_s, lease_duration=LEASE_S, strict=True
+                )
+            )
         except TimeoutError:
             raise WriterBusy(
                 f"another backorders run is writing {db} (Prefect concurrency limit {name}); "
