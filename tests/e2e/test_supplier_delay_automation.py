@@ -48,12 +48,24 @@ def _events(env: dict[str, str], name: str) -> list[dict[str, Any]]:
     return found
 
 
-def _eventually(env: dict[str, str], name: str, n: int = 1) -> list[dict[str, Any]]:
-    """The events of that name once at least `n` are stored (the server persists in batches)."""
+def _eventually(
+    env: dict[str, str], name: str, n: int = 1, resource: str | None = None
+) -> list[dict[str, Any]]:
+    """The events of that name (about `resource`, if given) once at least `n` are stored.
+
+    The server persists events in batches; the module's server is shared, so events of an
+    earlier test (another automation's actions) must not end the wait early.
+    """
     deadline = time.monotonic() + 60
-    while len(found := _events(env, name)) < n and time.monotonic() < deadline:
+    while True:
+        found = [
+            e
+            for e in _events(env, name)
+            if resource is None or e["resource"]["prefect.resource.id"] == resource
+        ]
+        if len(found) >= n or time.monotonic() > deadline:
+            return found
         time.sleep(1)
-    return found
 
 
 def _stop(serve: cp.Running) -> None:
@@ -209,18 +221,11 @@ def test_a_blocked_run_emits_its_events_and_the_notification_automation_acts(
     with duckdb.connect(str(db), read_only=True) as con:
         [(run_id,)] = con.execute("select run_id from runs where status = 'blocked'").fetchall()
     resource = f"backorders.run.{run_id}"
-    [ended] = [
-        e for e in _eventually(env, "backorders.run.blocked")
-        if e["resource"]["prefect.resource.id"] == resource
-    ]  # fmt: skip
+    [ended] = _eventually(env, "backorders.run.blocked", resource=resource)
     assert "inventory accuracy" in ended["payload"]["message"]
-    [gate] = [
-        e for e in _eventually(env, "backorders.inventory.inaccurate")
-        if e["resource"]["prefect.resource.id"] == resource
-    ]  # fmt: skip
+    [gate] = _eventually(env, "backorders.inventory.inaccurate", resource=resource)
     assert gate["payload"]["state"] == "closed" and gate["payload"]["accuracy"] < 1.0
-    acted = [
-        e for e in _eventually(env, "prefect.automation.action.executed")
-        if e["resource"]["prefect.resource.id"] == f"prefect.automation.{automation.id}"
-    ]  # fmt: skip
+    acted = _eventually(
+        env, "prefect.automation.action.executed", resource=f"prefect.automation.{automation.id}"
+    )
     assert acted, "the notification automation did not act on the blocked run"
