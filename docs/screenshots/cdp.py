@@ -109,14 +109,25 @@ class Page:
         if not found:
             raise LookupError(f"nothing to click labelled {label!r}")
 
-    def resize(self, height: int) -> None:
-        """Set the viewport height (the width stays)."""
+    def resize(self, height: int, width: int | None = None) -> None:
+        """Set the viewport (the width stays the default unless given)."""
         self.call(
             "Emulation.setDeviceMetricsOverride",
-            width=self.width,
+            width=width or self.width,
             height=height,
             deviceScaleFactor=1,
             mobile=False,
+        )
+
+    def hidden_width(self) -> int:
+        """How many pixels the widest sideways-scrolling table or cell hides on the right."""
+        return int(
+            self.js(
+                "Math.max(0, ...[...document.querySelectorAll('table, table *, .p-table, pre')]"
+                ".map(e => e.parentElement ? e.parentElement.scrollWidth - "
+                "e.parentElement.clientWidth : 0))"
+            )
+            or 0
         )
 
     def content_height(self) -> int:
@@ -131,10 +142,19 @@ class Page:
             or self.height
         )
 
-    def capture(self, path: Path, *, max_height: int | None = None) -> None:
-        """Write a PNG of the page; with `max_height`, grow the viewport to the content first."""
+    def capture(self, path: Path, *, max_height: int | None = None, max_width: int = 2600) -> None:
+        """Write a PNG of the page: wide enough that no table scrolls sideways (up to
+        `max_width`) and, with `max_height`, as tall as its content."""
+        width = self.width
+        for _ in range(3):  # a wider window wraps text again: measure once more
+            hidden = self.hidden_width()
+            if not hidden or width >= max_width:
+                break
+            width = min(max_width, width + hidden + 40)
+            self.resize(self.height, width)
+            time.sleep(1.0)
         if max_height:
-            self.resize(min(max(self.content_height(), self.height), max_height))
+            self.resize(min(max(self.content_height(), self.height), max_height), width)
             time.sleep(1.0)  # the UI lays out again for the taller window
         shot = self.call("Page.captureScreenshot", format="png")
         path.write_bytes(base64.b64decode(shot["data"]))

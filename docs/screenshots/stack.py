@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,23 @@ class Api:
         """The flow runs of one flow, newest first."""
         body = {"flows": {"name": {"any_": [flow_name]}}, "sort": "EXPECTED_START_TIME_DESC"}
         return list(self.post("/flow_runs/filter", body))
+
+    def events(self, name: str, resource_id: str, since: datetime) -> list[dict[str, Any]]:
+        """The events of that name and resource since `since`, oldest first."""
+        body = {
+            "filter": {
+                "event": {"name": [name]},
+                "resource": {"id": [resource_id]},
+                "occurred": {"since": since.isoformat(), "until": datetime.now(UTC).isoformat()},
+                "order": "ASC",
+            },
+            "limit": 10,
+        }
+        return list(self.post("/events/filter", body)["events"])
+
+    def all_ended(self, flow_name: str) -> bool:
+        """Whether every flow run of the flow has ended (true when there is none)."""
+        return all(r["state"]["type"] in TERMINAL for r in self.flow_runs(flow_name))
 
     def finished(self, run_id: str, timeout: float = 420) -> dict[str, Any]:
         """Wait for a flow run to end; the run."""
@@ -135,6 +153,8 @@ def stack_env(home: Path, api_url: str, sendgrid_url: str) -> dict[str, str]:
         "SENDGRID_API_KEY": "SG.shots",  # the local SendGrid server's key, not a real one
         "BACKORDERS_SENDGRID_HOST": sendgrid_url,
         "BACKORDERS_FROM_EMAIL": "care@shop.test",
+        # the supplier-delay trigger's debounce window: short, so the rerun starts soon
+        "BACKORDERS_SUPPLIER_DELAY_WINDOW_S": "10",
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -1,13 +1,15 @@
 """Screenshots of the Prefect UI for docs/operations.md (a documentation tool, not a test).
 
-    ./dev uv run --frozen python docs/screenshots/take.py        # PNGs into docs/img/
+    ./dev screenshots            # PNGs into docs/img/ (./dev screenshots --out DIR)
 
 It starts `prefect server start` on 127.0.0.1 (a temporary PREFECT_HOME), the local
-SendGrid server and `backorders serve` on fresh demo feeds (seed 7); runs the nightly
-deployment once at the demo's "now"; emits a `backorders.supplier.delayed` event when an
-automation listens for it (the supplier-delay trigger) and waits for the rerun it starts;
-then photographs the pages in headless Chromium (Debian's `chromium`, docs/screenshots/
-cdp.py) and compresses the PNGs with pngquant and optipng when they are installed.
+SendGrid server and `backorders serve` on fresh demo feeds (seed 7). It runs the nightly
+deployment at the demo's "now" (2026-11-23), then, after six shipments, again three days
+later: the pictures show that second cycle, whose KPIs measure the first one's promises.
+When an automation listens for `backorders.supplier.delayed` (the supplier-delay
+trigger), it emits one with `prefect event emit` and waits for the rerun it starts. Then
+it photographs the pages in headless Chromium (Debian's `chromium`, over the DevTools
+protocol: cdp.py) and compresses the PNGs with pngquant and optipng where installed.
 Everything it starts is stopped and removed at the end.
 """
 
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ import stack
 from stack import DELAYED, ROOT, Api
 
 WIDTH, HEIGHT = 1600, 1000
+FROM_FIRST = {"backorder-validation", "backorder-quarantine"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ def plan(found: dict[str, Any]) -> list[Shot]:
     run = found["cycle_run"]
     run_route = f"/runs/flow-run/{run['id']}"
     arts = latest_per_key(found["artifacts"])
+    # the first cycle loaded every feed (all suites ran, rows were quarantined): its
+    # validation and quarantine tables say more than the second cycle's few shipments
+    first = {a.get("key"): a for a in latest_per_key(found.get("first_artifacts", []))}
+    arts = [first.get(a.get("key"), a) if a.get("key") in FROM_FIRST else a for a in arts]
     shots = [
         Shot("runs", "/runs", (run["name"],), max_height=1400),
         Shot("flow-run-logs", run_route, ("Beginning flow run",), tab="Logs", max_height=2800),
@@ -105,20 +113,30 @@ def plan(found: dict[str, Any]) -> list[Shot]:
     if rerun is not None:
         route = f"/runs/flow-run/{rerun['id']}"
         shots.append(
-            Shot("rerun-logs", route, ("Beginning flow run",), tab="Logs", max_height=2800)
+            Shot("rerun-logs", route, ("Beginning flow run",), tab="Logs", max_height=1400)
         )
-        shots.append(Shot("events", "/events", (DELAYED,), max_height=1400))
+        event = rerun.get("delay_event")
+        if event is not None:  # the event's own page: its resource and payload
+            day = event["occurred"][:10]
+            route = f"/events/event/{day}/{event['id']}"
+            shots.append(Shot("event-supplier-delayed", route, (DELAYED,), max_height=1800))
     return shots
 
 
-def gather(api: Api, cycle_run: dict[str, Any], rerun: dict[str, Any] | None) -> dict[str, Any]:
-    """The ids the pictures need: artifacts of the cycle run, deployments, automations."""
-    ids = [cycle_run["id"]]
-    artifacts = api.post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": ids}}})
+def gather(
+    api: Api, first_run: dict[str, Any], cycle_run: dict[str, Any], rerun: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The ids the pictures need: artifacts of both cycles, deployments, automations."""
+
+    def artifacts(run: dict[str, Any]) -> list[dict[str, Any]]:
+        body = {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}
+        return list(api.post("/artifacts/filter", body))
+
     return {
         "cycle_run": cycle_run,
         "rerun": rerun,
-        "artifacts": artifacts,
+        "artifacts": artifacts(cycle_run),
+        "first_artifacts": artifacts(first_run),
         "deployments": api.deployments(),
         "automations": api.post("/automations/filter"),
     }
@@ -169,16 +187,58 @@ def run_cycle(api: Api, as_of: str) -> dict[str, Any]:
     return run
 
 
-def run_delay(api: Api, env: dict[str, str], supplier: str) -> dict[str, Any] | None:
+def second_day(db: Path, landing: Path) -> None:
+    """Shipments of six lines the first cycle filled from stock, three on their promised
+    date and three a day after it: the second cycle then has promises to measure."""
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        lines = con.execute(
+            "select a.order_id, a.line_no, a.sku, any_value(a.qty), any_value(a.supply_ref) "
+            "from allocations as a join line_status as ls using (order_id, line_no) "
+            "where ls.status = 'allocated' and ls.qty_shipped = 0 "
+            "group by all having count(*) = 1 order by a.order_id, a.line_no limit 6"
+        ).fetchall()
+    rows = "".join(
+        f"SHP-DAY2-{i},{o},{n},{sku},{q},{loc},2026-11-{24 + i % 2}T10:00:00Z\n"
+        for i, (o, n, sku, q, loc) in enumerate(lines)
+    )
+    header = "shipment_id,order_id,line_no,sku,qty,location_id,shipped_at\n"
+    (landing / "shipments" / "shipments_2026-11-25.csv").write_text(header + rows)
+
+
+def run_delay(api: Api, env: dict[str, str], supplier: str, new_date: str) -> dict[str, Any] | None:
     """Emit the supplier-delay event when an automation listens; the rerun it starts."""
     if not delay_trigger_exists(api.post("/automations/filter")):
         print(f"no automation listens for {DELAYED}: no rerun", flush=True)
         return None
-    stack.emit_delay(env, supplier, {"note": "screenshots: supplier late"})
-    print(f"emitted {DELAYED} for {supplier}", flush=True)
-    runs = api.wait_until("the rerun", lambda: api.flow_runs("supplier-delay-rerun"), 180)
-    rerun = api.finished(runs[0]["id"])
-    print(f"  rerun {rerun['name']} ended {rerun['state']['name']}", flush=True)
+    # the cycle's own ingest emitted delay events, whose reruns find nothing left to do:
+    # let them end first, so that ours is not inside one of their debounce windows
+    time.sleep(10)
+    api.wait_until(
+        "the reruns of the cycle's own events", lambda: api.all_ended("supplier-delay-rerun"), 600
+    )
+    time.sleep(float(env["BACKORDERS_SUPPLIER_DELAY_WINDOW_S"]) + 1)
+    since = datetime.now(UTC)
+    payload = {"new_date": new_date, "reason": "screenshots: the supplier announced a delay"}
+    stack.emit_delay(env, supplier, payload)
+    print(f"emitted {DELAYED} for {supplier}: {payload}", flush=True)
+
+    def ours() -> list[dict[str, Any]]:
+        return [
+            r
+            for r in api.flow_runs("supplier-delay-rerun")
+            if datetime.fromisoformat(r["created"]) >= since
+            and str(r["parameters"].get("supplier_id", "")).endswith(supplier)
+        ]
+
+    rerun = api.finished(api.wait_until("the rerun", ours, 180)[0]["id"])
+    found = api.events(DELAYED, f"backorders.supplier.{supplier}", since)
+    rerun["delay_event"] = found[0] if found else None
+    print(
+        f"  rerun {rerun['name']} ended {rerun['state']['name']}: {rerun['state']['message']}",
+        flush=True,
+    )
     return rerun
 
 
@@ -187,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
     ap.add_argument("--supplier", default="SUP-03", help="the supplier of the delay event")
+    ap.add_argument("--delay-days", type=int, default=40, help="the event's new date: demo now + N")
     ap.add_argument("--no-compress", action="store_true")
     args = ap.parse_args(argv)
 
@@ -202,10 +263,13 @@ def main(argv: list[str] | None = None) -> int:
         landing, db = tmp / "landing", tmp / "backorders.duckdb"
         generate(landing, spec)
         with stack.running(tmp, landing, db, sendgrid.url) as (api, env, ui):
-            cycle_run = run_cycle(api, spec.as_of.isoformat())
-            rerun = run_delay(api, env, args.supplier)
+            first_run = run_cycle(api, spec.as_of.isoformat())
+            second_day(db, landing)
+            cycle_run = run_cycle(api, (spec.as_of + timedelta(days=3)).isoformat())
+            new_date = (spec.as_of + timedelta(days=args.delay_days)).date().isoformat()
+            rerun = run_delay(api, env, args.supplier, new_date)
             time.sleep(3)  # the last logs and artifacts reach the server
-            shots = plan(gather(api, cycle_run, rerun))
+            shots = plan(gather(api, first_run, cycle_run, rerun))
             print(f"taking {len(shots)} pictures into {args.out}", flush=True)
             written = shoot(ui, shots, args.out)
     if not args.no_compress:

@@ -83,13 +83,33 @@ def test_plan_photographs_every_artifact_the_run_page_tabs_and_the_supplier_dela
     assert shots["artifact-backorder-kpi-fill-rate"].route == "/artifacts/artifact/a2"
     assert shots["flow-run-artifacts"].wait_for == ("backorder-kpi-fill-rate",)  # the first made
     assert shots["deployment-supplier-delay"].route == "/deployments/deployment/dep-s"
-    assert "rerun-logs" not in shots and "events" not in shots
+    assert "rerun-logs" not in shots and "event-supplier-delayed" not in shots
+
+
+def test_plan_takes_validation_and_quarantine_from_the_first_cycle() -> None:
+    found = _found(
+        artifacts=[
+            _artifact("backorder-validation", "2026-11-26T06:00:05", id_="second-v"),
+            _artifact("backorder-kpis", "2026-11-26T06:00:05", id_="second-k"),
+        ],
+        first_artifacts=[
+            _artifact("backorder-validation", "2026-11-23T06:00:05", id_="first-v"),
+            _artifact("backorder-kpis", "2026-11-23T06:00:05", id_="first-k"),
+        ],
+    )
+    shots = {s.name: s for s in take.plan(found)}
+    assert shots["artifact-backorder-validation"].route == "/artifacts/artifact/first-v"
+    assert shots["artifact-backorder-kpis"].route == "/artifacts/artifact/second-k"
 
 
 def test_plan_adds_the_automations_and_the_triggered_rerun_when_there_are_some() -> None:
     found = _found(
         automations=[{"id": "au-1", "name": "Backorder run blocked or failed"}],
-        rerun={"id": "run-2", "name": "calm-fox"},
+        rerun={
+            "id": "run-2",
+            "name": "calm-fox",
+            "delay_event": {"id": "ev-1", "occurred": "2026-12-06T22:38:20.1Z"},
+        },
     )
     shots = {s.name: s for s in take.plan(found)}
     assert shots["automations"].wait_for == ("Backorder run blocked or failed",)
@@ -97,7 +117,9 @@ def test_plan_adds_the_automations_and_the_triggered_rerun_when_there_are_some()
         shots["automation-backorder-run-blocked-or-failed"].route == "/automations/automation/au-1"
     )
     assert shots["rerun-logs"].route == "/runs/flow-run/run-2"
-    assert shots["events"].wait_for == ("backorders.supplier.delayed",)
+    event = shots["event-supplier-delayed"]
+    assert event.route == "/events/event/2026-12-06/ev-1"
+    assert event.wait_for == ("backorders.supplier.delayed",)
 
 
 def test_delay_trigger_is_found_in_an_automation_s_trigger() -> None:
