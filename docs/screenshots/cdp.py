@@ -11,7 +11,9 @@ import base64
 import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -166,13 +168,17 @@ def browser(width: int, height: int, binary: str = "chromium") -> Iterator[Page]
     exe = shutil.which(binary)
     if exe is None:
         raise SystemExit(f"{binary} not found: apt-get install -y chromium")
-    with tempfile.TemporaryDirectory(prefix="ui-shots-chromium-") as tmp:
+    # ignore_cleanup_errors: a renderer may still write into the profile as it exits
+    with tempfile.TemporaryDirectory(
+        prefix="ui-shots-chromium-", ignore_cleanup_errors=True
+    ) as tmp:
         profile = Path(tmp)
         proc = subprocess.Popen(  # noqa: S603 (a fixed command line)
             chromium_command(exe, profile, width, height),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             env={"TZ": "UTC", "PATH": "/usr/bin:/bin", "HOME": tmp},
+            start_new_session=True,  # its renderers and helpers end with it (killpg below)
         )
         try:
             deadline = time.monotonic() + 60
@@ -189,9 +195,11 @@ def browser(width: int, height: int, binary: str = "chromium") -> Iterator[Page]
                 page.call("Emulation.setLocaleOverride", locale="en-GB")
                 yield page
         finally:
-            proc.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+            time.sleep(0.5)  # the helpers of the group leave the profile

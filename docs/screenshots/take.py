@@ -119,7 +119,15 @@ def plan(found: dict[str, Any]) -> list[Shot]:
         if event is not None:  # the event's own page: its resource and payload
             day = event["occurred"][:10]
             route = f"/events/event/{day}/{event['id']}"
-            shots.append(Shot("event-supplier-delayed", route, (DELAYED,), max_height=1800))
+            shots.append(
+                Shot(
+                    "event-supplier-delayed",
+                    route,
+                    (DELAYED, "new_date"),
+                    tab="Raw",
+                    max_height=1800,
+                )
+            )
     return shots
 
 

@@ -119,7 +119,7 @@ def test_plan_adds_the_automations_and_the_triggered_rerun_when_there_are_some()
     assert shots["rerun-logs"].route == "/runs/flow-run/run-2"
     event = shots["event-supplier-delayed"]
     assert event.route == "/events/event/2026-12-06/ev-1"
-    assert event.wait_for == ("backorders.supplier.delayed",)
+    assert event.tab == "Raw" and event.wait_for == ("backorders.supplier.delayed", "new_date")
 
 
 def test_delay_trigger_is_found_in_an_automation_s_trigger() -> None:
