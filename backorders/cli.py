@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from datetime import UTC, date, datetime
@@ -116,13 +117,16 @@ def _run_flow(
     from backorders import interrupt, lifecycle, pipeline, prefect_server
 
     interrupt.reset()
-    # the guard first: a second run, a damaged or unusable file fail in one line before
-    # Prefect starts (seconds), and the lock is held from here to the end of the run
-    with (
-        lifecycle.stop_signals(),
-        lifecycle.cycle_guard(db, memory_limit=memory_limit),
-        prefect_server.temporary_api(),
-    ):
+    # Our own temporary server: the guard first, so a second run, a damaged or unusable
+    # file fail in one line before Prefect starts (seconds). A shared Prefect API
+    # (PREFECT_API_URL): no early guard, so a second run waits in the flow for the
+    # database's writer slot (backorders.writer_slot) instead of failing on the lock.
+    early_guard = (
+        contextlib.nullcontext()
+        if prefect_server.api_url_configured()
+        else lifecycle.cycle_guard(db, memory_limit=memory_limit)
+    )
+    with lifecycle.stop_signals(), early_guard, prefect_server.temporary_api():
         interrupt.check()  # a stop asked for while the server started
         from flows.backorder_cycle import backorder_cycle
 

@@ -314,15 +314,25 @@ def communicate_stage(
     }
 
 
+def retryable_sends(settings: Settings) -> int:
+    """Messages that failed transiently (SendGrid surely did not take them), within budget."""
+    with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
+        row = con.execute(
+            "select count(*) from outbox where status = 'failed' and failure = 'transient' "
+            "and attempts < $budget",
+            {"budget": settings.send_retry_budget},
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def make_sender(settings: Settings) -> outbox.Sender:
     """The SendGrid sender from settings (the key stays inside the sender)."""
     from backorders.adapters.sendgrid_sender import SendGridSender
 
     if not settings.from_email:
         raise ValueError("BACKORDERS_FROM_EMAIL is required when sending (SENDGRID_API_KEY is set)")
-    assert settings.sendgrid_api_key is not None
     return SendGridSender(
-        api_key=settings.sendgrid_api_key.get_secret_value(),
+        api_key=settings.sendgrid_key(),
         host=settings.sendgrid_host,
         from_email=settings.from_email,
         from_name=settings.from_name,

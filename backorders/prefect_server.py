@@ -85,7 +85,8 @@ def _owned_server_class() -> Any:
     return OwnedServer
 
 
-def _api_url_configured() -> bool:
+def api_url_configured() -> bool:
+    """True when PREFECT_API_URL names a Prefect API (shared): no temporary server."""
     from prefect.settings import PREFECT_API_URL
 
     return bool(PREFECT_API_URL.value())
@@ -94,7 +95,7 @@ def _api_url_configured() -> bool:
 @contextlib.contextmanager
 def temporary_api() -> Iterator[str | None]:
     """Run the block against PREFECT_API_URL, or a temporary server we own; yield its URL."""
-    if _api_url_configured():
+    if api_url_configured():
         yield None
         return
     from prefect.settings import PREFECT_API_URL, temporary_settings

@@ -81,6 +81,8 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SENDGRID_API_KEY", "BACKORDERS_SENDGRID_API_KEY"),
         repr=False,
     )
+    # a Prefect Secret block holding the key, read only when SENDGRID_API_KEY is not set
+    sendgrid_secret_block: str = Field(default="", pattern=r"^$|^[a-z0-9][a-z0-9-]*$")
     from_email: str = ""
     from_name: str = "Customer Care"
     sandbox: bool = False
@@ -94,6 +96,9 @@ class Settings(BaseSettings):
     activity_settle_s: float = Field(default=1800.0, ge=0)
     activity_keys_per_query: int = Field(default=50, ge=1, le=1000)
     activity_max_queries: int = Field(default=20, ge=1)
+    writer_wait_s: float = Field(default=3600.0, ge=0)
+    task_retries: int = Field(default=2, ge=0, le=10)
+    task_retry_delay_s: float = Field(default=10.0, ge=0)
     delay_apology_days: int | None = Field(default=14, ge=0)
     discount_code: str = "SORRY-FOR-THE-WAIT"
     max_wait_days: int | None = Field(default=90, ge=0)
@@ -140,8 +145,38 @@ class Settings(BaseSettings):
 
     @property
     def sending_enabled(self) -> bool:
-        """True when an API key is configured, so emails are really sent."""
-        return self.sendgrid_api_key is not None and bool(self.sendgrid_api_key.get_secret_value())
+        """True when an API key (or a Secret block with it) is configured: emails are sent."""
+        return self._key_from_env() is not None or bool(self.sendgrid_secret_block)
+
+    def _key_from_env(self) -> str | None:
+        key = self.sendgrid_api_key.get_secret_value() if self.sendgrid_api_key else ""
+        return key or None
+
+    def sendgrid_key(self) -> str:
+        """The SendGrid key: SENDGRID_API_KEY, else the Prefect Secret block's value.
+
+        Read only where the sender is built (pipeline.make_sender); never logged or kept.
+        """
+        key = self._key_from_env()
+        if key is not None:
+            return key
+        if not self.sendgrid_secret_block:
+            raise InvalidSettings("no SendGrid key: set SENDGRID_API_KEY or a Secret block")
+        from prefect.blocks.system import Secret
+
+        try:
+            secret = Secret.load(self.sendgrid_secret_block)
+        except ValueError as exc:  # Prefect: "Unable to find block document named ..."
+            raise InvalidSettings(
+                f"Prefect Secret block {self.sendgrid_secret_block!r} "
+                f"(BACKORDERS_SENDGRID_SECRET_BLOCK) cannot be loaded: {exc}"
+            ) from None
+        value = secret.get()
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidSettings(
+                f"Prefect Secret block {self.sendgrid_secret_block!r} does not hold a key (a string)"
+            )
+        return value.strip()
 
     def public_dict(self) -> dict[str, Any]:
         """Settings safe to log or show: the API key is reduced to whether it is set."""

@@ -6,18 +6,58 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import Task, task
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.runtime import task_run as current_task_run
 
 from backorders import pipeline
-from backorders.settings import load_settings
+from backorders.settings import Settings, load_settings
+from tasks.artifacts import stage_progress
 
 
 def _settings(overrides: dict[str, Any]) -> Any:
     return load_settings(**overrides)
 
 
-def _progress() -> Any:
-    return get_run_logger().info
+class TransientSendFailures(RuntimeError):
+    """Some sends failed transiently (SendGrid down, 5xx, 429): worth another pass soon."""
+
+
+# what a retry can cure: a send pass that met a transient failure, transient I/O (a file
+# or the database briefly unavailable). Never a gate's decision, a stop, a damaged
+# database or a bad setting: those give the same answer however often they are asked.
+def retry_safe(_task: Task[..., Any], _run: TaskRun, state: State[Any]) -> bool:
+    """Prefect retry_condition_fn: retry only what a retry can cure."""
+    import duckdb
+
+    from backorders import interrupt
+    from backorders.adapters import store
+    from backorders.settings import InvalidSettings
+
+    try:
+        state.result(raise_on_failure=True)
+    except (
+        pipeline.GateClosed,
+        interrupt.Interrupted,
+        store.StoreError,
+        InvalidSettings,
+        ValueError,
+    ):
+        return False
+    except (TransientSendFailures, duckdb.IOException, OSError):
+        return True
+    except BaseException:
+        return False
+    return False
+
+
+def retrying(t: Task[..., Any], settings: Settings) -> Task[..., Any]:
+    """The task with the retries of the settings (tasks that are safe to run again)."""
+    return t.with_options(
+        retries=settings.task_retries,
+        retry_delay_seconds=settings.task_retry_delay_s,
+        retry_condition_fn=retry_safe,
+    )
 
 
 @task(name="start-run")
@@ -29,35 +69,71 @@ def start_run(
 
 
 @task(name="ingest-landing-zone")
-def ingest(overrides: dict[str, Any], run_id: str, as_of: datetime) -> dict[str, Any]:
+def ingest(
+    overrides: dict[str, Any], run_id: str, as_of: datetime, progress_id: str | None = None
+) -> dict[str, Any]:
     """Load new landing files into DuckDB; quarantine bad rows; reject unusable files."""
-    return pipeline.ingest_stage(_settings(overrides), run_id, as_of, _progress())
+    return pipeline.ingest_stage(
+        _settings(overrides), run_id, as_of, stage_progress("ingest", progress_id)
+    )
 
 
 @task(name="validate-inventory")
-def validate(overrides: dict[str, Any], run_id: str) -> dict[str, Any]:
+def validate(
+    overrides: dict[str, Any], run_id: str, progress_id: str | None = None
+) -> dict[str, Any]:
     """Great Expectations suites on this run's batches, and the inventory accuracy gate."""
-    return pipeline.validate_stage(_settings(overrides), run_id, _progress())
+    return pipeline.validate_stage(
+        _settings(overrides), run_id, stage_progress("validate", progress_id)
+    )
 
 
 @task(name="reconcile")
-def reconcile(overrides: dict[str, Any], run_id: str, as_of: datetime) -> dict[str, Any]:
+def reconcile(
+    overrides: dict[str, Any], run_id: str, as_of: datetime, progress_id: str | None = None
+) -> dict[str, Any]:
     """Book stock, available to promise, incoming supply, ranked open demand."""
-    return pipeline.reconcile_stage(_settings(overrides), run_id, as_of, _progress())
+    return pipeline.reconcile_stage(
+        _settings(overrides), run_id, as_of, stage_progress("reconcile", progress_id)
+    )
 
 
 @task(name="allocate")
-def allocate(overrides: dict[str, Any], run_id: str, as_of: datetime) -> dict[str, Any]:
+def allocate(
+    overrides: dict[str, Any], run_id: str, as_of: datetime, progress_id: str | None = None
+) -> dict[str, Any]:
     """Set-based allocation by priority; line_status, allocations, promise changes."""
-    return pipeline.allocate_stage(_settings(overrides), run_id, as_of, _progress())
+    return pipeline.allocate_stage(
+        _settings(overrides), run_id, as_of, stage_progress("allocate", progress_id)
+    )
 
 
 @task(name="communicate")
-def communicate(overrides: dict[str, Any], run_id: str, dry_run: bool) -> dict[str, Any]:
-    """Queue customer emails in the outbox and send them through SendGrid."""
-    return pipeline.communicate_stage(
-        _settings(overrides), run_id, dry_run=dry_run, progress=_progress()
+def communicate(
+    overrides: dict[str, Any], run_id: str, dry_run: bool, progress_id: str | None = None
+) -> dict[str, Any]:
+    """Queue customer emails in the outbox and send them through SendGrid.
+
+    When every failed send failed transiently and a retry is left, raise
+    TransientSendFailures: the retry sends only what is still pending or failed
+    transiently (the outbox is keyed by message key, a request in doubt is never
+    resent). The last attempt returns its summary instead.
+    """
+    settings = _settings(overrides)
+    summary = pipeline.communicate_stage(
+        settings, run_id, dry_run=dry_run, progress=stage_progress("communicate", progress_id)
     )
+    failed = pipeline.send_failures({"communicate": summary})
+    # only when every failure of the pass was transient: a permanent failure (a 401, a bad
+    # address) or an outcome in doubt would be passed over by the retry's pass, and the
+    # run must still end `succeeded_with_failures` for them
+    if (
+        failed
+        and int(current_task_run.run_count or 1) <= settings.task_retries
+        and pipeline.retryable_sends(settings) >= failed
+    ):
+        raise TransientSendFailures(f"{failed} message(s) failed to send; retrying the pass")
+    return summary
 
 
 @task(name="finish-run")

@@ -9,9 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,52 +23,14 @@ from backorders.devtools.demo_data import DemoSpec, generate
 from tests import cli_process as cp
 
 pytestmark = pytest.mark.e2e
-PREFECT = str(Path(sys.executable).with_name("prefect"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+PREFECT = cp.PREFECT
 
 
 @pytest.fixture(scope="module")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """`prefect server start` on a free port; the environment that points at it."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    env = cp.clean_env(
-        tmp_path_factory.mktemp("prefect-server-home"),
-        PREFECT_API_URL=url,
-        PREFECT_UI_API_URL=url,
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
-    )
-    server = subprocess.Popen(
-        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        else:
-            raise AssertionError("prefect server start did not answer")
+    with cp.prefect_server(tmp_path_factory.mktemp("prefect-server-home")) as env:
         yield env
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 def _flow_run_states(env: dict[str, str]) -> list[tuple[str, str]]:
