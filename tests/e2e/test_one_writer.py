@@ -20,7 +20,7 @@ from backorders.devtools.demo_data import DemoSpec, generate
 from backorders.devtools.sendgrid_server import FakeSendGrid
 from tests import cli_process as cp
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a real `prefect server start`: .ci/run runs them
 AS_OF = "2026-11-23T06:00:00Z"
 KEY = "SG.one-writer-test-key"
 

@@ -20,7 +20,7 @@ from backorders.devtools.sendgrid_server import FakeSendGrid
 from expectations import FEED_SUITES
 from flows.backorder_cycle import backorder_cycle
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a real `prefect server start`: .ci/run runs them
 SPEC = DemoSpec(seed=11, scale=1)
 KEY = "SG.secret-from-a-prefect-block-0123456789"
 BLOCK = "backorders-sendgrid-e2e"

@@ -22,7 +22,7 @@ from backorders import runlock
 from backorders.devtools.demo_data import DemoSpec, generate
 from tests import cli_process as cp
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a real `prefect server start`: .ci/run runs them
 PREFECT = cp.PREFECT
 
 

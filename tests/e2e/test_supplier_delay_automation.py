@@ -25,7 +25,7 @@ from flows.automations import NAME as NOTIFY
 from tests import cli_process as cp
 from tests.e2e.test_serve_stop import PREFECT, _wait_for_deployments, prefect_api
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a real `prefect server start`: .ci/run runs them
 __all__ = [
     "prefect_api"
 ]  # the module's server (`prefect server start`), shared with test_serve_stop

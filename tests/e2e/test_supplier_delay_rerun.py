@@ -13,7 +13,7 @@ from backorders.devtools.demo_data import DemoSpec, generate
 from backorders.settings import load_settings
 from flows.supplier_delay import supplier_delay_rerun
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # a real `prefect server start`: .ci/run runs them
 SPEC = DemoSpec(seed=5)
 
 
