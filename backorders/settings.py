@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     tiers: list[str] = Field(default_factory=lambda: ["platinum", "gold", "silver", "standard"])
     handling_days: int = Field(default=1, ge=0)
     keep_committed: bool = True
+    full_run_every_hours: float = Field(default=24.0, ge=0)
     min_inventory_accuracy: float = Field(default=0.95, ge=0.0, le=1.0)
     accuracy_tolerance_units: int = Field(default=0, ge=0)
     accuracy_tolerance_pct: float = Field(default=0.0, ge=0.0, le=1.0)

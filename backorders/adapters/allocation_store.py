@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from backorders.adapters import audit, feed_rules, store
+from backorders.adapters import allocation_plan, audit, feed_rules, store
 from backorders.domain.priority import order_by_sql
 from backorders.settings import Settings
 
@@ -26,26 +26,55 @@ class Position:
     incoming_units: int
     incoming_po_lines: int
     overdue_po_lines: int
+    supply_mode: str = "full"  # why reconcile rebuilt all skus, or "incremental"
+    skus_rebuilt: int = 0  # skus rebuilt by an incremental reconcile
 
 
-def reconcile(con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: Settings) -> Position:
-    """Build book stock and the supply lots (stock after safety stock, open POs)."""
+def reconcile(
+    con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: Settings, full: bool = False
+) -> Position:
+    """Build book stock and the supply lots (stock after safety stock, open POs).
+
+    Only the skus whose inputs changed since the last reconcile are rebuilt, unless the
+    run is full (asked, first run, a new day: allocation_plan.plan_supply).
+    """
     with store.transaction(con):
-        store.run(con, "marts/book_stock", {"as_of": as_of})
-        store.run(con, "marts/supply_lots", {"as_of": as_of})
+        plan = allocation_plan.plan_supply(con, as_of=as_of, full=full)
+        if plan.full or plan.skus:
+            _supply_marts(con, as_of=as_of, full=plan.full)
+        allocation_plan.commit_supply(con, plan, as_of=as_of)
     row = store.run(con, "marts/position").fetchone()
     assert row is not None
-    return Position(*(int(v or 0) for v in row))
+    return Position(*(int(v or 0) for v in row), supply_mode=plan.why, skus_rebuilt=plan.skus)
 
 
-# the order-value aggregate costs a pass over all order lines: only when the key reads it
-_ORDER_VALUE_JOIN = (
-    "left join (select order_key, sum(qty * unit_price) as order_value from order_lines "
-    "where status <> 'cancelled' group by all) as v on v.order_key = ol.order_key"
-)
+_ONLY_SUPPLY_DIRTY = "and {c}sku in (select sku from _supply_dirty)"
+
+
+def _supply_marts(con: duckdb.DuckDBPyConnection, *, as_of: datetime, full: bool) -> None:
+    """Book stock, then supply lots: whole, or the rows of the skus in _supply_dirty."""
+    for mart in ("book_stock", "supply_lots"):
+        sql = store.sql(f"marts/{mart}")
+        if full:
+            sql = sql.replace("{head}", f"create or replace table {mart} as")
+            for ph in ("{only}", "{only_b}", "{only_po}"):
+                sql = sql.replace(ph, "")
+        else:
+            con.execute(f"delete from {mart} where sku in (select sku from _supply_dirty)")
+            sql = sql.replace("{head}", f"insert into {mart}")
+            for ph, c in (("{only}", ""), ("{only_b}", "b."), ("{only_po}", "po.")):
+                sql = sql.replace(ph, _ONLY_SUPPLY_DIRTY.format(c=c))
+        con.execute(sql, {"as_of": as_of})
+
+
+# the order value per order, as allocation_plan stored it for this run (kept current for
+# the orders whose value can have changed: a full run computes all)
+_ORDER_VALUE_JOIN = "left join alloc_fp_order as v on v.order_key = ol.order_key"
 # lines whose sku has no product row (inserted by hand, or the product deleted by hand)
-# get a negative sku key per run
+# get a negative sku key per run (such a run is always full)
 _UNLINKED_JOIN = "left join _unlinked_skus as u on u.sku = ol.sku"
+# an incremental run reallocates the skus in _dirty (allocation_plan) only
+_ONLY_DIRTY = "and ol.sku_key in (select sku_key from _dirty)"
 
 
 # rows inserted by hand have no key of their own: numbered after the largest so far,
@@ -77,10 +106,16 @@ def link_keys(con: duckdb.DuckDBPyConnection) -> bool:
     return bool(store.scalar(con, "select count(*) from _unlinked_skus"))
 
 
-def _rank_demand(con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: Settings) -> None:
+def _rank_demand(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_of: datetime,
+    settings: Settings,
+    unlinked: bool,
+    incremental: bool,
+) -> None:
     """Rank the open lines per sku (one sort) into the temp table _demand."""
     with_value = "order_value" in settings.priority_key
-    unlinked = link_keys(con)
     sql = (
         store.sql("allocate/demand")
         .replace("{sku_key}", "coalesce(u.sku_key, ol.sku_key)" if unlinked else "ol.sku_key")
@@ -88,6 +123,7 @@ def _rank_demand(con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: S
         .replace("{order_by}", order_by_sql(settings.priority_key))
         .replace("{order_value_col}", "coalesce(v.order_value, 0)" if with_value else "0")
         .replace("{order_value_join}", _ORDER_VALUE_JOIN if with_value else "")
+        .replace("{only_dirty}", _ONLY_DIRTY if incremental else "")
     )
     con.execute(
         sql, {"tiers": settings.tiers, "keep_committed": settings.keep_committed, "as_of": as_of}
@@ -108,10 +144,16 @@ class _Clock:
 
 
 def _allocate_sql(
-    con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: Settings, clock: _Clock
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_of: datetime,
+    settings: Settings,
+    clock: _Clock,
+    unlinked: bool,
+    incremental: bool,
 ) -> None:
     """The policy of domain.allocation, set-based: ranked demand -> _lines (shares), _alloc (rows)."""
-    _rank_demand(con, as_of=as_of, settings=settings)
+    _rank_demand(con, as_of=as_of, settings=settings, unlinked=unlinked, incremental=incremental)
     clock.lap("rank")
     store.run(con, "allocate/sku_totals")
     store.run(con, "allocate/lots")
@@ -142,41 +184,49 @@ def allocate(
     settings: Settings,
     now: datetime,
     timings: dict[str, float] | None = None,
+    full: bool = False,
 ) -> dict[str, Any]:
-    """Allocate supply to open lines and write allocations, line_status and promise changes."""
+    """Allocate supply to open lines and write allocations, line_status and promise changes.
+
+    Only the skus whose inputs changed since the last run are reallocated, unless the run
+    is full (asked, or allocation_plan decides it must be); the tables end the same.
+    The plan (mode, skus reallocated, triggers) is in the returned dict under "plan",
+    outside the audited summary, which is the same whichever way the run went.
+    """
     clock = _Clock(timings)
     with store.transaction(con):
-        _allocate_sql(con, as_of=as_of, settings=settings, clock=clock)
-        run_no = _run_number(con, run_id)
-        con.execute("delete from allocation_rows where run_no = $n", {"n": run_no})
+        unlinked = link_keys(con)
+        run_no, reused = _run_number(con, run_id)
+        plan = allocation_plan.plan_allocation(
+            con, as_of=as_of, settings=settings, full=full or reused, unlinked=unlinked
+        )
+        clock.lap("plan")
+        if plan.full or plan.skus:
+            _allocate_sql(
+                con,
+                as_of=as_of,
+                settings=settings,
+                clock=clock,
+                unlinked=unlinked,
+                incremental=not plan.full,
+            )
+        base = run_no if plan.full else _base_run(con, run_no)
         con.execute(
-            "insert into allocation_rows select $n, ol.order_id, ol.line_no, k.sku, "
-            "a.supply_kind, a.supply_ref, a.qty, a.available_on + $h::integer from _alloc as a "
-            "join order_lines as ol on ol.line_key = a.lid join _sku as k on k.sid = a.sid",
-            {"n": run_no, "h": settings.handling_days},
+            "update allocation_runs set base_run_no = $b where run_no = $n",
+            {"b": base, "n": run_no},
         )
-        clock.lap("write_allocations")
-        # The new line results (the table behind the line_status view) are written once,
-        # into a twin of the table (same columns and constraints), compared with the old
-        # one, then swapped in: no 10M-row temporary copy in memory, no 10M-row delete.
-        _create_twin(con, "line_results", "line_results_next")
-        store.run(
-            con,
-            "allocate/line_status",
-            {"as_of": as_of, "handling_days": settings.handling_days},
-        )
-        clock.lap("write_line_status")
-        store.run(con, "allocate/promise_changes", {"run_id": run_id})
-        con.execute("drop table line_results")
-        con.execute("alter table line_results_next rename to line_results")
+        if plan.full:
+            _write_full(con, run_id=run_id, run_no=run_no, as_of=as_of, settings=settings)
+        elif plan.skus:
+            _write_incremental(con, run_id=run_id, run_no=run_no, as_of=as_of, settings=settings)
         con.execute("delete from line_results_run")
         con.execute("insert into line_results_run values ($r)", {"r": run_id})
         _drop_scratch(con)
-        clock.lap("promise_changes")
+        clock.lap("write_results")
         summary = summarize(con, run_id)
-        digest, n_changes, n_allocs = store.run(
-            con, "allocate/decisions_digest", {"run_id": run_id}
-        ).fetchone()
+        digest, n_changes, n_allocs = _decisions_digest(
+            con, run_id=run_id, run_no=run_no, full=plan.full
+        )
         # One audit row per run covers every line's decision: the rows themselves are in
         # promise_changes and allocations (append-only), the digest makes edits detectable.
         decisions = {"digest": digest, "promise_changes": n_changes, "allocations": n_allocs}
@@ -191,21 +241,165 @@ def allocate(
         )
         clock.lap("summary_and_audit")
     clock.lap("commit")
-    return summary
+    return {**summary, "plan": plan.describe()}
 
 
-def _run_number(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
-    """The run's number in allocation_runs (the allocations view maps it to the run id)."""
+def _write_full(
+    con: duckdb.DuckDBPyConnection, *, run_id: str, run_no: int, as_of: datetime, settings: Settings
+) -> None:
+    """Every sku: all allocation rows of the run, line results written whole and swapped in."""
+    con.execute("delete from allocation_rows where run_no = $n", {"n": run_no})
+    _insert_allocation_rows(con, run_no=run_no, settings=settings)
+    # The new line results (the table behind the line_status view) are written once,
+    # into a twin of the table (same columns and constraints), compared with the old
+    # one, then swapped in: no 10M-row temporary copy in memory, no 10M-row delete.
+    _create_twin(con, "line_results", "line_results_next")
+    _line_status(con, "line_results_next", as_of=as_of, settings=settings, incremental=False)
+    _promise_changes(con, "line_results_next", run_id=run_id)
+    allocation_plan.record_committed(
+        con, "line_results", "line_results_next", full=True, keep=settings.keep_committed
+    )
+    con.execute("drop table line_results")
+    con.execute("alter table line_results_next rename to line_results")
+
+
+def _write_incremental(
+    con: duckdb.DuckDBPyConnection, *, run_id: str, run_no: int, as_of: datetime, settings: Settings
+) -> None:
+    """The skus in _dirty: their allocation rows replaced (closed at this run), their results."""
+    con.execute(
+        "create or replace temp table _dirty_sku as "
+        "select p.sku from products as p semi join _dirty as d using (sku_key)"
+    )
+    con.execute(
+        "update allocation_rows set run_to = $n where run_to is null and run_no >= $b "
+        "and sku in (select sku from _dirty_sku)",
+        {"n": run_no, "b": _base_run(con, run_no)},
+    )
+    _insert_allocation_rows(con, run_no=run_no, settings=settings)
+    con.execute("create or replace temp table _results_new as from line_results limit 0")
+    _line_status(con, "_results_new", as_of=as_of, settings=settings, incremental=True)
+    _promise_changes(con, "_results_new", run_id=run_id)
+    allocation_plan.record_committed(
+        con, "line_results", "_results_new", full=False, keep=settings.keep_committed
+    )
+    con.execute("delete from line_results where sku_key in (select sku_key from _dirty)")
+    con.execute("insert into line_results from _results_new")
+    con.execute("drop table _results_new")
+    con.execute("drop table _dirty_sku")
+
+
+def _insert_allocation_rows(
+    con: duckdb.DuckDBPyConnection, *, run_no: int, settings: Settings
+) -> None:
+    con.execute(
+        "insert into allocation_rows select $n, ol.order_id, ol.line_no, k.sku, "
+        "a.supply_kind, a.supply_ref, a.qty, a.available_on + $h::integer, null from _alloc as a "
+        "join order_lines as ol on ol.line_key = a.lid join _sku as k on k.sid = a.sid",
+        {"n": run_no, "h": settings.handling_days},
+    )
+
+
+def _line_status(
+    con: duckdb.DuckDBPyConnection,
+    target: str,
+    *,
+    as_of: datetime,
+    settings: Settings,
+    incremental: bool,
+) -> None:
+    sql = (
+        store.sql("allocate/line_status")
+        .replace("{target}", target)
+        .replace("{only_dirty}", _ONLY_DIRTY if incremental else "")
+    )
+    con.execute(sql, {"as_of": as_of, "handling_days": settings.handling_days})
+
+
+def _promise_changes(con: duckdb.DuckDBPyConnection, new: str, *, run_id: str) -> None:
+    con.execute(store.sql("allocate/promise_changes").replace("{new}", new), {"run_id": run_id})
+
+
+def _base_run(con: duckdb.DuckDBPyConnection, run_no: int) -> int:
+    """The base of the run before this one: the full run whose rows an incremental run keeps."""
+    found = store.scalar(
+        con,
+        "select coalesce(base_run_no, run_no) from allocation_runs where run_no < $n "
+        "order by run_no desc limit 1",
+        {"n": run_no},
+    )
+    return int(found) if found is not None else run_no
+
+
+def _decisions_digest(
+    con: duckdb.DuckDBPyConnection, *, run_id: str, run_no: int, full: bool
+) -> tuple[str, int, int]:
+    """The audited digest of the run's decisions, its promise changes and allocation rows.
+
+    The allocation rows' part (count and two hash sums, additive) is the previous run's
+    minus the rows this run replaced plus the rows it wrote, unless the run is full or the
+    previous run's part is unknown: then it is summed over all the run's rows.
+    """
+    prev = con.execute(
+        "select alloc_n, alloc_h1, alloc_h2 from allocation_runs where run_no < $n "
+        "order by run_no desc limit 1",
+        {"n": run_no},
+    ).fetchone()
+    parts = store.sql("allocate/alloc_digest_parts")
+    if full:  # the run is its own base: its rows are all it sees
+        n, h1, h2 = con.execute(
+            parts.replace("{rows}", "from allocation_rows where run_no = $n"), {"n": run_no}
+        ).fetchone() or (0, 0, 0)
+    elif prev is None or prev[0] is None:
+        n, h1, h2 = con.execute(
+            parts.replace("{rows}", "from allocations where run_id = $r"), {"r": run_id}
+        ).fetchone() or (0, 0, 0)
+    else:
+        rows = "from allocation_rows where {w}"
+        new = con.execute(
+            parts.replace("{rows}", rows.format(w="run_no = $n")), {"n": run_no}
+        ).fetchone() or (0, 0, 0)
+        gone = con.execute(
+            parts.replace("{rows}", rows.format(w="run_to = $n")), {"n": run_no}
+        ).fetchone() or (0, 0, 0)
+        n, h1, h2 = (int(p) - int(g) + int(w) for p, g, w in zip(prev, gone, new, strict=True))
+    con.execute(
+        "update allocation_runs set alloc_n = $c, alloc_h1 = $h1::hugeint, "
+        "alloc_h2 = $h2::hugeint where run_no = $n",
+        {"c": n, "h1": str(h1), "h2": str(h2), "n": run_no},
+    )
+    row = store.run(
+        con,
+        "allocate/decisions_digest_from_parts",
+        {"run_id": run_id, "n": n, "h1": str(h1), "h2": str(h2)},
+    ).fetchone()
+    assert row is not None
+    return str(row[0]), int(row[1]), int(n)
+
+
+def _run_number(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[int, bool]:
+    """The run's number in allocation_runs, and whether the run had allocated before.
+
+    A run id allocated again (a retried stage) is redone in full; only the latest run may
+    be: the runs after an older one keep rows from its epoch.
+    """
     query = "select run_no from allocation_runs where run_id = $r"
     found = store.scalar(con, query, {"r": run_id})
-    if found is None:
-        con.execute(
-            "insert into allocation_runs select coalesce(max(run_no), 0) + 1, $r "
-            "from allocation_runs",
-            {"r": run_id},
-        )
-        found = store.scalar(con, query, {"r": run_id})
-    return int(found)
+    if found is not None:
+        latest = store.scalar(con, "select max(run_no) from allocation_runs")
+        if found != latest:
+            raise ValueError(
+                f"run {run_id} allocated before and later runs exist: "
+                "allocate it under a new run id"
+            )
+        return int(found), True
+    con.execute(
+        "insert into allocation_runs (run_no, run_id) select coalesce(max(run_no), 0) + 1, $r "
+        "from allocation_runs",
+        {"r": run_id},
+    )
+    found = store.scalar(con, query, {"r": run_id})
+    return int(found), False
 
 
 def _create_twin(con: duckdb.DuckDBPyConnection, table: str, twin: str) -> None:
@@ -224,6 +418,7 @@ def _drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
     """Free the run's temporary tables (they hold about a GB at 10M lines)."""
     # _demand and _placed are dropped as soon as _lines exists (_allocate_sql)
     for t in (
+        "_dirty",
         "_alloc",
         "_po_span",
         "_lines",
@@ -244,9 +439,14 @@ def summarize(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
             "select status::varchar, count(*) from line_results group by all order by 1"
         ).fetchall()
     )
+    # the run's rows (allocations view), read straight from allocation_rows: its epoch's
+    # rows from the base run on that no later run up to this one replaced
     units = dict(
         con.execute(
-            "select supply_kind, sum(qty)::bigint from allocations where run_id = $r group by all",
+            "select a.supply_kind::varchar, sum(a.qty)::bigint from allocation_rows as a, "
+            "(select run_no, coalesce(base_run_no, run_no) as base from allocation_runs "
+            "where run_id = $r) as r where a.run_no between r.base and r.run_no "
+            "and (a.run_to is null or a.run_to > r.run_no) group by all",
             {"r": run_id},
         ).fetchall()
     )

@@ -8,6 +8,7 @@
 -- Everything joins and sorts on integer keys (migration 010); only the tie-break
 -- reads the order id. {sku_key} is the line's sku key, or, when some line's sku has
 -- no product row ({unlinked_join}), a negative key numbered for this run.
+-- {only_dirty} limits an incremental run to the skus in _dirty (allocation_plan).
 create or replace temp table _demand as
 with shipped as (
     -- up to the run's as_of, like book stock: a backfilled run sees the past as it was
@@ -48,6 +49,7 @@ open_lines as (
     {unlinked_join}
     {order_value_join}
     where o.status = 'open' and ol.status = 'open' and ol.qty - coalesce(s.qty, 0) > 0
+      {only_dirty}
 )
 -- Only what allocation needs leaves the window: every column carried through the
 -- sort costs time at 10M lines (the sort facts are recomputed by `explain`). What

@@ -1,5 +1,6 @@
 -- This run's line statuses against the previous run's: what changed for each line
--- (line_results_next against line_results, the table behind the line_status view),
+-- ({new}: line_results_next, or _results_new in an incremental run, against
+-- line_results, the table behind the line_status view),
 -- compared on the line key; the order id and line number are read for the changed
 -- lines only.
 insert into promise_changes
@@ -16,7 +17,7 @@ with compared as (
                when n.promised_date < o.promised_date then 'earlier'
                when n.status <> o.status then 'status'
            end as change
-    from line_results_next as n
+    from {new} as n
     left join line_results as o using (line_key)
 )
 select $run_id, ol.order_id, ol.line_no, c.change, c.old_status, c.new_status,

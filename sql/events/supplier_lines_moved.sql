@@ -2,7 +2,7 @@
 -- supplier $supplier_id, in this run's allocation or the one before it: what a
 -- supplier-delay rerun reports for the supplier.
 with recent_runs as (
-    select run_no
+    select run_id
     from allocation_runs
     where run_no >= (select max(run_no) - 1 from allocation_runs)
 ),
@@ -13,8 +13,8 @@ supplier_refs as (
 ),
 drawn as (
     select distinct a.order_id, a.line_no
-    from allocation_rows as a
-    join recent_runs as r using (run_no)
+    from allocations as a
+    join recent_runs as r using (run_id)
     join supplier_refs as s using (supply_ref)
     where a.supply_kind = 'po'
 ),

@@ -1,14 +1,17 @@
 -- Book stock now, per location and sku: the last count, plus receipts since it,
--- minus shipments since it (up to the run's as_of).
-create or replace table book_stock as
+-- minus shipments since it (up to the run's as_of). {head} creates the table (a full
+-- reconcile) or inserts the rows of the skus in _supply_dirty ({only}: an incremental
+-- one, allocation_store.reconcile).
+{head}
 with counts as (
     select location_id, sku, on_hand as counted, as_of as counted_at
     from stock
+    where true {only}
 ),
 received_po as (
     select location_id, sku, qty, received_at
     from purchase_orders
-    where status = 'received' and received_at <= $as_of
+    where status = 'received' and received_at <= $as_of {only}
 ),
 uncounted as (
     -- a location/sku never counted but with receipts: book stock starts at zero

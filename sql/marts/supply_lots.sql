@@ -1,11 +1,12 @@
 -- Supply per sku, in the order it is drawn: usable stock by location (safety stock
 -- held back from the last locations), then open PO lines by ETA with the latest
 -- supplier update applied. Overdue POs and POs of non-backorderable skus are kept
--- for reporting but are not usable for promises.
-create or replace table supply_lots as
+-- for reporting but are not usable for promises. {head} and {only}: as in book_stock.sql.
+{head}
 with product as (
     select sku, safety_stock, status = 'active' and backorderable as backorderable
     from products
+    where true {only}
 ),
 stock_lots as (
     select b.sku, b.location_id as supply_ref, greatest(b.on_hand, 0) as on_hand,
@@ -16,6 +17,7 @@ stock_lots as (
            coalesce(p.safety_stock, 0) as safety_stock
     from book_stock as b
     left join product as p using (sku)
+    where true {only_b}
 ),
 stock_supply as (
     select sku, 'stock' as supply_kind, supply_ref,
@@ -42,7 +44,7 @@ po_supply as (
     from purchase_orders as po
     left join latest_update as u using (po_id, line_no)
     left join product as p on p.sku = po.sku
-    where po.status = 'open'
+    where po.status = 'open' {only_po}
 ),
 final as (
     select sku, supply_kind, supply_ref, qty, qty_before_safety, available_on, usable, note
