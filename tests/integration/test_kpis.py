@@ -83,13 +83,13 @@ def change(
 def from_stock(con: duckdb.DuckDBPyConnection, run_id: str, order_id: str, qty: int) -> None:
     """An allocation of `qty` units from stock to line 1 of the order in the run."""
     con.execute(
-        "insert into allocation_runs select n, $r from (select coalesce(max(run_no), 0) + 1 "
+        "insert into allocation_runs (run_no, run_id) select n, $r from (select coalesce(max(run_no), 0) + 1 "
         "from allocation_runs) as t(n) where not exists "
         "(select 1 from allocation_runs where run_id = $r)",
         {"r": run_id},
     )
     con.execute(
-        "insert into allocation_rows select run_no, $o, 1, 'SKU-A', 'stock', 'W1', $q, null "
+        "insert into allocation_rows select run_no, $o, 1, 'SKU-A', 'stock', 'W1', $q, null, null "
         "from allocation_runs where run_id = $r",
         {"r": run_id, "o": order_id, "q": qty},
     )

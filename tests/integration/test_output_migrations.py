@@ -112,11 +112,12 @@ def test_migrated_runs_keep_their_numbers_and_a_new_run_gets_the_next(tmp_path: 
     try:
         # Act: the numbers behind the run ids, and those a rerun and a new run get
         runs = migrated.execute("select run_id, run_no from allocation_runs order by 2").fetchall()
+        # (the number, and whether the run id had allocated before: redone in full)
         again, new = (allocation_store._run_number(migrated, r) for r in ("r2", "r3"))
 
         # Assert: one number per run, in the order the runs came
         assert runs == [("r1", 1), ("r2", 2)]
-        assert (again, new) == (2, 3)
+        assert (again, new) == ((2, True), (3, False))
         assert migrated.execute(
             "select run_id, count(*) from allocations group by all order by 1"
         ).fetchall() == [("r1", 1), ("r2", 2)]
