@@ -47,6 +47,26 @@ def _num(v: Any) -> str:
     return f"{int(v):,}"
 
 
+def ui_cell(value: Any) -> Any:
+    """A table cell as the Prefect UI should show it: it renders cells as markdown.
+
+    A cell of exactly "-" drew a list bullet and one starting with ">" a blockquote bar
+    (the aging bucket ">60"): write "none" and "over 60" instead; other values are kept.
+    """
+    if not isinstance(value, str):
+        return value
+    if value.strip() == "-":
+        return "none"
+    if m := re.fullmatch(r">\s*(\d[\d.,]*)(.*)", value):
+        return f"over {m.group(1)}{m.group(2)}"
+    return value
+
+
+def ui_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every cell of a table artifact through `ui_cell`."""
+    return [{k: ui_cell(v) for k, v in row.items()} for row in rows]
+
+
 def kpi_artifacts(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
     """The KPI tables by artifact key: headline figures, aging, suppliers, top skus."""
     t = kpi_tables(con)

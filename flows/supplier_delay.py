@@ -50,7 +50,7 @@ def supplier_delay_rerun(
         tag = f"{first.occurred.astimezone(UTC):%Y%m%dT%H%M%SZ}-{str(first.id)[:8]}"
         logger.info(
             "%d delay event(s) of %s in the window: %d from outside, the others from run(s) %s",
-            len(found), sid, len(requests), ", ".join(own_runs) or "-",
+            len(found), sid, len(requests), ", ".join(own_runs) or "none",
         )  # fmt: skip
         if not requests:
             message = (

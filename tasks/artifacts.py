@@ -59,7 +59,7 @@ def stage_progress(stage: str, progress_id: str | None) -> Callable[[str], None]
 
 def _table(rows: list[dict[str, Any]], key: str, what: str, empty: dict[str, Any]) -> None:
     # an empty table draws nothing in the UI: one row that says so
-    create_table_artifact(rows or [empty], key=key, description=what)
+    create_table_artifact(oa.ui_rows(rows or [empty]), key=key, description=what)
 
 
 @task(name="publish-artifacts")

@@ -25,6 +25,19 @@ def test_supplier_delay_trigger_starts_one_rerun_per_supplier_per_window() -> No
         "event_id": "{{ event.id | string }}",
         "note": "started by event {{ event.id }}",
     }
+    # the UI shows this trigger as "A custom trigger": the description says what it does
+    assert "backorders.supplier.delayed" in trigger.description
+    assert "within 120 s" in trigger.description
+
+
+def test_the_notification_automation_says_its_trigger_and_action() -> None:
+    from backorders.settings import load_settings
+    from flows.automations import notification_automation
+
+    described = notification_automation(load_settings()).description
+
+    assert "backorders.run.blocked" in described and "backorders.run.failed" in described
+    assert "nothing is sent" in described  # no notification block set: a DoNothing action
 
 
 def test_a_supplier_id_is_read_from_its_resource_id_or_given_bare() -> None:
