@@ -22,6 +22,7 @@ from backorders.adapters import (
     outbox,
     store,
 )
+from backorders.report import counts_text
 from backorders.settings import Settings
 from expectations import FEED_SUITES, POST_ALLOCATION_SUITES
 
@@ -261,7 +262,7 @@ def allocate_stage(
         raise GateClosed(
             f"allocation results fail their checks (suite {', '.join(failed)}); no email sent"
         )
-    progress(f"allocate: {summary['lines_by_status']}")
+    progress(f"allocate: lines by status: {counts_text(summary['lines_by_status'])}")
     return summary
 
 
@@ -286,7 +287,8 @@ def communicate_stage(
             policy=Policy(settings.delay_apology_days, settings.max_wait_days),
         )
         progress(
-            f"outbox: {q.queued} queued, {q.suppressed} suppressed {q.by_kind} in {q.emails} emails"
+            f"outbox: {q.queued} queued, {q.suppressed} suppressed (by kind: "
+            f"{counts_text(q.by_kind)}), in {q.emails} emails"
         )
         sent: dict[str, int] = {}
         failures, stopped = 0, None

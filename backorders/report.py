@@ -31,6 +31,11 @@ def _delays(d: dict[str, Any]) -> str:
     )
 
 
+def counts_text(counts: dict[str, int]) -> str:
+    """Counts by name as words for a log line: "799 allocated, 4 partially allocated"."""
+    return ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items()) or "none"
+
+
 def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline figures of a run as (label, value) pairs."""
     status = _get(s, "allocate", "lines_by_status", default={})
