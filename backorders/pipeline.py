@@ -308,9 +308,7 @@ def communicate_stage(
             )
             sent = asdict(r)
             failures, stopped = r.failures, r.stopped
-    # a stop request ended the send loop (in-flight requests recorded): the flow sees it
-    interrupt.check()
-    return {
+    summary: dict[str, Any] = {
         "queued": q.queued,
         "suppressed": q.suppressed,
         "by_kind": q.by_kind,
@@ -319,6 +317,10 @@ def communicate_stage(
         "send_failures": failures,  # failed, in doubt, or left unsent because sending stopped
         "send_stopped": stopped,  # why sending stopped early (never the key), or None
     }
+    # a stop request ended the send loop (in-flight requests recorded): the flow sees it,
+    # with what was queued and sent before the stop
+    interrupt.check(done=summary)
+    return summary
 
 
 def retryable_sends(settings: Settings) -> int:

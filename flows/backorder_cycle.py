@@ -71,6 +71,8 @@ def _cycle(
                 summary[name] = stage()
             interrupt.check()
         except interrupt.Interrupted as exc:
+            if exc.done is not None:  # the stopped stage's own figures (emails sent so far)
+                summary[name] = exc.done
             message = f"{exc}: what was committed stays; run the same command again to go on"
             _finish(overrides, summary, "interrupted", message, progress_id)
             return Cancelled(message=message, data=summary)

@@ -37,9 +37,10 @@ def _api(env: dict[str, str], path: str, body: dict[str, Any]) -> Any:
     return r.json()
 
 
-def _events(env: dict[str, str], name: str) -> list[dict[str, Any]]:
-    """Every event of that name, read back from the server's events API."""
-    body = {"filter": {"event": {"name": [name]}}, "limit": 50}
+def _events(env: dict[str, str], name: str | None = None) -> list[dict[str, Any]]:
+    """Every event of that name (every event: None), read back from the events API."""
+    # 50 a page at most (a larger limit is a 422)
+    body = {"filter": {"event": {"name": [name]}} if name else {}, "limit": 50}
     page = _api(env, "/events/filter", body)
     found = list(page["events"])
     while page.get("next_page"):
