@@ -1,0 +1,231 @@
+"""Replenishment advice in DuckDB: measure demand, lead times and positions set-based
+(sql/replenish/), apply the pure core (backorders.domain.replenishment) to the one row
+per sku and location they give, and store the advice of the run."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from backorders.adapters import store
+from backorders.domain.replenishment import (
+    AdviceInput,
+    SupplierOption,
+    advise,
+    choose_supplier,
+    z_value,
+)
+from backorders.settings import Settings
+
+# the columns of replenishment_advice after run_id, in table order (migration 030)
+COLUMNS = (
+    "sku",
+    "location_id",
+    "window_days",
+    "demand_units",
+    "daily_demand",
+    "demand_sd",
+    "lead_time_days",
+    "lead_time_sd",
+    "lead_time_source",
+    "lead_time_samples",
+    "supplier_id",
+    "on_time_rate",
+    "service_level",
+    "safety_stock",
+    "reorder_point",
+    "on_hand",
+    "on_order",
+    "committed",
+    "backordered",
+    "position",
+    "suggested_qty",
+    "pack_size",
+    "configured_safety_stock",
+    "safety_stock_gap",
+    "reason",
+)
+
+
+class NoAdvice(LookupError):
+    """No committed run has replenishment advice yet."""
+
+
+def window_days(con: duckdb.DuckDBPyConnection, as_of: datetime, configured: int) -> int:
+    """The demand window: the configured days, or fewer when the order history is shorter."""
+    first = store.scalar(
+        con, "select min(placed_at) from orders where placed_at <= $a", {"a": as_of}
+    )
+    if first is None:
+        return configured
+    history = math.ceil((as_of - first).total_seconds() / 86400)
+    return max(1, min(configured, history))
+
+
+def _demand(units: int, sum_sq: float, days: int) -> tuple[float, float]:
+    """Mean and sample sd of the daily totals over `days` days (days without orders are 0)."""
+    mean = units / days
+    if days < 2:
+        return mean, 0.0
+    var = (sum_sq - units * units / days) / (days - 1)
+    return mean, math.sqrt(max(var, 0.0))
+
+
+def _options(con: duckdb.DuckDBPyConnection) -> dict[str, list[SupplierOption]]:
+    out: dict[str, list[SupplierOption]] = defaultdict(list)
+    rows = con.execute(
+        "select sku, supplier_id, on_time_rate, lead_time, lead_time_sd, lead_time_source, "
+        "samples from _rp_options"
+    ).fetchall()
+    for sku, supplier, rate, lt, sd, source, n in rows:
+        out[sku].append(SupplierOption(supplier, rate, lt, sd, source, int(n)))
+    return out
+
+
+def _r(v: float | None, digits: int = 3) -> float | None:
+    return None if v is None else round(v, digits)
+
+
+def compute(con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: Settings) -> pa.Table:
+    """The advice rows of every sku and location, as an Arrow table (COLUMNS order)."""
+    days = window_days(con, as_of, settings.replenish_window_days)
+    params = {"as_of": as_of, "since": as_of - timedelta(days=days)}
+    store.run(con, "replenish/home", params)
+    store.run(con, "replenish/demand", params)
+    store.run(con, "replenish/options", {"as_of": as_of})
+    store.run(con, "replenish/position")
+    options = _options(con)
+    z = z_value(settings.replenish_service_level)
+    cover = settings.replenish_cover_days
+    cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
+    for row in store.run(con, "replenish/inputs").fetchall():
+        sku, loc, active, units, sum_sq, product_lt = row[:6]
+        on_hand, on_order, committed, backordered, pack, configured = row[6:]
+        d, sd = _demand(int(units), float(sum_sq), days)
+        best = choose_supplier(options.get(sku, ()))
+        if best is None or best.lead_time is None:
+            # no PO of the sku (or its suppliers never delivered): the product's lead time
+            lt, lt_sd, n = product_lt, 0.0, 0
+            source = "product" if product_lt is not None else "none"
+        else:
+            lt, lt_sd, source, n = (
+                best.lead_time,
+                best.lead_time_sd,
+                best.lead_time_source,
+                best.samples,
+            )
+        a = AdviceInput(
+            sku, loc, bool(active), days, int(units), d, sd, lt, lt_sd, source, n,
+            best.supplier_id if best else None, best.on_time_rate if best else None,
+            int(on_hand), int(on_order), int(committed), int(backordered),
+            None if pack is None else int(pack), int(configured),
+        )  # fmt: skip
+        adv = advise(a, z, cover)
+        for name, value in (
+            ("sku", sku), ("location_id", loc), ("window_days", days),
+            ("demand_units", a.demand_units), ("daily_demand", _r(d)), ("demand_sd", _r(sd)),
+            ("lead_time_days", _r(lt)), ("lead_time_sd", _r(lt_sd)),
+            ("lead_time_source", source), ("lead_time_samples", n),
+            ("supplier_id", a.supplier_id), ("on_time_rate", _r(a.on_time_rate)),
+            ("service_level", settings.replenish_service_level),
+            ("safety_stock", _r(adv.safety_stock, 2)), ("reorder_point", _r(adv.reorder_point, 2)),
+            ("on_hand", a.on_hand), ("on_order", a.on_order), ("committed", a.committed),
+            ("backordered", a.backordered), ("position", a.position),
+            ("suggested_qty", adv.suggested_qty), ("pack_size", a.pack_size),
+            ("configured_safety_stock", a.configured_safety_stock),
+            ("safety_stock_gap", _r(adv.safety_stock_gap, 2)), ("reason", adv.reason),
+        ):  # fmt: skip
+            cols[name].append(value)
+    return pa.table(cols)
+
+
+def replenish(
+    con: duckdb.DuckDBPyConnection, *, run_id: str, as_of: datetime, settings: Settings
+) -> dict[str, Any]:
+    """Compute and store this run's advice (one transaction); its headline figures."""
+    with store.transaction(con):
+        advice = compute(con, as_of=as_of, settings=settings)
+        con.execute("delete from replenishment_advice where run_id = $r", {"r": run_id})
+        con.register("_rp_advice", advice)
+        try:
+            con.execute(
+                f"insert into replenishment_advice (run_id, {', '.join(COLUMNS)}) "
+                f"select $r, {', '.join(COLUMNS)} from _rp_advice",
+                {"r": run_id},
+            )
+        finally:
+            con.unregister("_rp_advice")
+        row = con.execute(
+            "select count(*), count(*) filter (where suggested_qty > 0), "
+            "coalesce(sum(suggested_qty), 0), count(distinct sku) filter (where suggested_qty > 0), "
+            "count(*) filter (where lead_time_source in ('supplier_sku', 'supplier')), "
+            "count(*) filter (where lead_time_source = 'none'), any_value(window_days) "
+            "from replenishment_advice where run_id = $r",
+            {"r": run_id},
+        ).fetchone()
+    assert row is not None
+    return {
+        "rows": int(row[0]),
+        "below_reorder_point": int(row[1]),
+        "suggested_units": int(row[2]),
+        "skus_to_order": int(row[3]),
+        "measured_lead_times": int(row[4]),
+        "no_lead_time": int(row[5]),
+        "window_days": int(row[6] or settings.replenish_window_days),
+        "service_level": settings.replenish_service_level,
+        "cover_days": settings.replenish_cover_days,
+    }
+
+
+def latest_run(con: duckdb.DuckDBPyConnection) -> str:
+    """The latest committed (succeeded) run that stored advice; NoAdvice when there is none."""
+    if not store.scalar(
+        con,
+        "select count(*) from information_schema.tables where table_name = 'replenishment_advice'",
+    ):
+        # opened read-only, a database of an older version is not migrated
+        raise NoAdvice(
+            "this database has no replenishment advice yet (made by an older version): the "
+            "next `backorders run` adds it"
+        )
+    run = store.scalar(
+        con,
+        "select r.run_id from runs as r where r.status like 'succeeded%' and exists "
+        "(select 1 from replenishment_advice as a where a.run_id = r.run_id) "
+        "order by r.started_at desc, r.run_id desc limit 1",
+    )
+    if run is None:
+        raise NoAdvice(
+            "no committed run with replenishment advice yet: run `backorders run` (or "
+            "`backorders demo`) first"
+        )
+    return str(run)
+
+
+def advice_count(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """How many sku/location rows of advice the run stored."""
+    q = "select count(*) from replenishment_advice where run_id = $r"
+    return int(store.scalar(con, q, {"r": run_id}) or 0)
+
+
+def advice_rows(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    *,
+    only_orders: bool = False,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """The run's advice rows as dicts (COLUMNS), by sku and location; orders only if asked."""
+    query = f"select {', '.join(COLUMNS)} from replenishment_advice where run_id = $r"
+    if only_orders:
+        query += " and suggested_qty > 0"
+    query += " order by sku, location_id"
+    if limit is not None:
+        query += f" limit {int(limit)}"
+    cur = con.execute(query, {"r": run_id})
+    return [dict(zip(COLUMNS, r, strict=True)) for r in cur.fetchall()]
