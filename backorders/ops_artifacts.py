@@ -160,8 +160,8 @@ STAGE_SPAN = {
     "validate": (40.0, 55.0),
     "reconcile": (55.0, 65.0),
     "allocate": (65.0, 80.0),
-    "communicate": (80.0, 97.0),
-    "replenish": (97.0, 99.0),
+    "communicate": (80.0, 99.0),
+    "replenish": (99.0, 99.5),  # one statement chain, seconds: a sliver of the bar
     "finish": (99.0, 100.0),
 }
 # the stages' progress lines that say how far they are: "[3/12] orders/x.csv: ...",

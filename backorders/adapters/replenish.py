@@ -5,6 +5,7 @@ per sku and location they give, and store the advice of the run."""
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -91,19 +92,36 @@ def _r(v: float | None, digits: int = 3) -> float | None:
     return None if v is None else round(v, digits)
 
 
-def compute(con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: Settings) -> pa.Table:
+def _lap(timings: dict[str, float] | None, step: str, started: float) -> float:
+    """Add the seconds since `started` to the step (when asked for); now."""
+    now = time.perf_counter()
+    if timings is not None:
+        timings[step] = round(timings.get(step, 0.0) + now - started, 3)
+    return now
+
+
+def compute(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    as_of: datetime,
+    settings: Settings,
+    timings: dict[str, float] | None = None,
+) -> pa.Table:
     """The advice rows of every sku and location, as an Arrow table (COLUMNS order)."""
+    t = time.perf_counter()
     days = window_days(con, as_of, settings.replenish_window_days)
     params = {"as_of": as_of, "since": as_of - timedelta(days=days)}
     store.run(con, "replenish/home", params)
     store.run(con, "replenish/demand", params)
     store.run(con, "replenish/options", {"as_of": as_of})
     store.run(con, "replenish/position")
+    inputs = store.run(con, "replenish/inputs").fetchall()
+    t = _lap(timings, "sql", t)
     options = _options(con)
     z = z_value(settings.replenish_service_level)
     cover = settings.replenish_cover_days
     cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
-    for row in store.run(con, "replenish/inputs").fetchall():
+    for row in inputs:
         sku, loc, active, units, sum_sq, product_lt = row[:6]
         on_hand, on_order, committed, backordered, pack, configured = row[6:]
         d, sd = _demand(int(units), float(sum_sq), days)
@@ -141,15 +159,23 @@ def compute(con: duckdb.DuckDBPyConnection, *, as_of: datetime, settings: Settin
             ("safety_stock_gap", _r(adv.safety_stock_gap, 2)), ("reason", adv.reason),
         ):  # fmt: skip
             cols[name].append(value)
-    return pa.table(cols)
+    table = pa.table(cols)
+    _lap(timings, "python", t)
+    return table
 
 
 def replenish(
-    con: duckdb.DuckDBPyConnection, *, run_id: str, as_of: datetime, settings: Settings
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    as_of: datetime,
+    settings: Settings,
+    timings: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Compute and store this run's advice (one transaction); its headline figures."""
     with store.transaction(con):
-        advice = compute(con, as_of=as_of, settings=settings)
+        advice = compute(con, as_of=as_of, settings=settings, timings=timings)
+        t = time.perf_counter()
         con.execute("delete from replenishment_advice where run_id = $r", {"r": run_id})
         con.register("_rp_advice", advice)
         try:
@@ -168,6 +194,7 @@ def replenish(
             "from replenishment_advice where run_id = $r",
             {"r": run_id},
         ).fetchone()
+        _lap(timings, "write", t)
     assert row is not None
     return {
         "rows": int(row[0]),

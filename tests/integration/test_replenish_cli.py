@@ -40,8 +40,17 @@ def advised(
         "SKU-A,Widget,active,true,,0,7,,2026-09-01T00:00:00Z,10",
         "SKU-B,Gadget,active,true,,0,7,,2026-09-01T00:00:00Z,",
     )
-    orders(landing, ("O1", "2026-11-10", "SKU-A", 4, "open"), ("O2", "2026-11-12", "SKU-B", 1, "open"))
-    feed(landing, "stock", "s.csv", "location_id,sku,on_hand,as_of", "WH,SKU-A,0,2026-11-22T00:00:00Z", "WH,SKU-B,50,2026-11-22T00:00:00Z")
+    orders(
+        landing, ("O1", "2026-11-10", "SKU-A", 4, "open"), ("O2", "2026-11-12", "SKU-B", 1, "open")
+    )
+    feed(
+        landing,
+        "stock",
+        "s.csv",
+        "location_id,sku,on_hand,as_of",
+        "WH,SKU-A,0,2026-11-22T00:00:00Z",
+        "WH,SKU-B,50,2026-11-22T00:00:00Z",
+    )
     ingest()
     advise(con, settings)
     con.execute(
