@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,15 +13,14 @@ import duckdb
 import pyarrow as pa
 
 from backorders.adapters import store
-from backorders.domain.replenishment import (
-    AdviceInput,
-    SupplierOption,
-    advise,
-    choose_supplier,
-    z_value,
-)
+from backorders.domain.replenishment import AdviceInput, advise, z_value
 from backorders.settings import Settings
 
+# figures stored rounded (to these decimals): enough to read, and to recompute from
+ROUNDED = {
+    "daily_demand": 3, "demand_sd": 3, "lead_time_days": 3, "lead_time_sd": 3,
+    "on_time_rate": 3, "safety_stock": 2, "reorder_point": 2, "safety_stock_gap": 2,
+}  # fmt: skip
 # the columns of replenishment_advice after run_id, in table order (migration 030)
 COLUMNS = (
     "sku",
@@ -77,27 +75,17 @@ def _demand(units: int, sum_sq: float, days: int) -> tuple[float, float]:
     return mean, math.sqrt(max(var, 0.0))
 
 
-def _options(con: duckdb.DuckDBPyConnection) -> dict[str, list[SupplierOption]]:
-    out: dict[str, list[SupplierOption]] = defaultdict(list)
-    rows = con.execute(
-        "select sku, supplier_id, on_time_rate, lead_time, lead_time_sd, lead_time_source, "
-        "samples from _rp_options"
-    ).fetchall()
-    for sku, supplier, rate, lt, sd, source, n in rows:
-        out[sku].append(SupplierOption(supplier, rate, lt, sd, source, int(n)))
-    return out
-
-
-def _r(v: float | None, digits: int = 3) -> float | None:
-    return None if v is None else round(v, digits)
-
-
 def _lap(timings: dict[str, float] | None, step: str, started: float) -> float:
     """Add the seconds since `started` to the step (when asked for); now."""
     now = time.perf_counter()
     if timings is not None:
         timings[step] = round(timings.get(step, 0.0) + now - started, 3)
     return now
+
+
+def _stored(column: str) -> str:
+    """The column as inserted: rounded in SQL when it is a figure (ROUNDED)."""
+    return f"round({column}, {ROUNDED[column]})" if column in ROUNDED else column
 
 
 def compute(
@@ -117,48 +105,25 @@ def compute(
     store.run(con, "replenish/position")
     inputs = store.run(con, "replenish/inputs").fetchall()
     t = _lap(timings, "sql", t)
-    options = _options(con)
     z = z_value(settings.replenish_service_level)
-    cover = settings.replenish_cover_days
-    cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
+    cover, level = settings.replenish_cover_days, settings.replenish_service_level
+    out = []
     for row in inputs:
-        sku, loc, active, units, sum_sq, product_lt = row[:6]
-        on_hand, on_order, committed, backordered, pack, configured = row[6:]
-        d, sd = _demand(int(units), float(sum_sq), days)
-        best = choose_supplier(options.get(sku, ()))
-        if best is None or best.lead_time is None:
-            # no PO of the sku (or its suppliers never delivered): the product's lead time
-            lt, lt_sd, n = product_lt, 0.0, 0
-            source = "product" if product_lt is not None else "none"
-        else:
-            lt, lt_sd, source, n = (
-                best.lead_time,
-                best.lead_time_sd,
-                best.lead_time_source,
-                best.samples,
-            )
+        sku, loc, active, units, sum_sq, on_hand, on_order, committed, backordered = row[:9]
+        pack, configured, supplier, rate, lt, lt_sd, source, n = row[9:]
+        d, sd = _demand(units, sum_sq, days)
         a = AdviceInput(
-            sku, loc, bool(active), days, int(units), d, sd, lt, lt_sd, source, n,
-            best.supplier_id if best else None, best.on_time_rate if best else None,
-            int(on_hand), int(on_order), int(committed), int(backordered),
-            None if pack is None else int(pack), int(configured),
+            sku, loc, active, days, units, d, sd, lt, lt_sd, source, n, supplier, rate,
+            on_hand, on_order, committed, backordered, pack, configured,
         )  # fmt: skip
         adv = advise(a, z, cover)
-        for name, value in (
-            ("sku", sku), ("location_id", loc), ("window_days", days),
-            ("demand_units", a.demand_units), ("daily_demand", _r(d)), ("demand_sd", _r(sd)),
-            ("lead_time_days", _r(lt)), ("lead_time_sd", _r(lt_sd)),
-            ("lead_time_source", source), ("lead_time_samples", n),
-            ("supplier_id", a.supplier_id), ("on_time_rate", _r(a.on_time_rate)),
-            ("service_level", settings.replenish_service_level),
-            ("safety_stock", _r(adv.safety_stock, 2)), ("reorder_point", _r(adv.reorder_point, 2)),
-            ("on_hand", a.on_hand), ("on_order", a.on_order), ("committed", a.committed),
-            ("backordered", a.backordered), ("position", a.position),
-            ("suggested_qty", adv.suggested_qty), ("pack_size", a.pack_size),
-            ("configured_safety_stock", a.configured_safety_stock),
-            ("safety_stock_gap", _r(adv.safety_stock_gap, 2)), ("reason", adv.reason),
-        ):  # fmt: skip
-            cols[name].append(value)
+        out.append((
+            sku, loc, days, units, d, sd, lt, lt_sd, source, n, supplier, rate, level,
+            adv.safety_stock, adv.reorder_point, on_hand, on_order, committed, backordered,
+            a.position, adv.suggested_qty, pack, configured, adv.safety_stock_gap, adv.reason,
+        ))  # fmt: skip
+    columns = list(zip(*out, strict=True)) if out else [() for _ in COLUMNS]
+    cols = dict(zip(COLUMNS, map(list, columns), strict=True))
     table = pa.table(cols)
     _lap(timings, "python", t)
     return table
@@ -181,7 +146,7 @@ def replenish(
         try:
             con.execute(
                 f"insert into replenishment_advice (run_id, {', '.join(COLUMNS)}) "
-                f"select $r, {', '.join(COLUMNS)} from _rp_advice",
+                f"select $r, {', '.join(_stored(c) for c in COLUMNS)} from _rp_advice",
                 {"r": run_id},
             )
         finally:

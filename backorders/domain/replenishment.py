@@ -127,8 +127,8 @@ class Advice:
 
 
 def _n(v: float) -> str:
-    """A figure for a sentence: whole numbers without decimals, others with one."""
-    return f"{v:,.0f}" if abs(v - round(v)) < 0.05 else f"{v:,.1f}"
+    """A figure for a sentence, to one decimal (none when it is .0): 12, 12.5, 1,234.6."""
+    return f"{v:,.1f}".removesuffix(".0")
 
 
 def _lead_time_text(a: AdviceInput) -> str:

@@ -1,10 +1,13 @@
--- Every supplier that has had a PO line of a sku, with what was measured of it: from the
+-- The supplier to order each sku from. Every supplier that has had a PO line of the sku,
+-- with what was measured of it: from the
 -- PO lines received by the run's as-of, the share received on or before their first ETA
 -- (first_expected_at: the ETA first stored, before supplier updates moved it) and the lead
 -- time from the line's order date (first_seen_at: when the feed first carried it) to its
 -- receipt, for this supplier and sku, else for this supplier over all its skus. A line
 -- first seen already received has no measurable lead time (it counts for on-time only).
--- Without any measured lead time, products.lead_time_days, else none.
+-- Without any measured lead time, products.lead_time_days, else none. Kept: each sku's
+-- best supplier, by the rule of domain.replenishment.choose_supplier (highest on-time
+-- rate, measured before unmeasured, then shortest lead time, then supplier id).
 create or replace temp table _rp_options as
 with received as (
     select supplier_id, sku,
@@ -50,5 +53,13 @@ final as (
     left join by_supplier_sku as ss using (supplier_id, sku)
     left join by_supplier as s using (supplier_id)
     left join products as p using (sku)
+),
+best as (
+    select *
+    from final
+    qualify row_number() over (
+        partition by sku
+        order by on_time_rate desc nulls last, lead_time asc nulls last, supplier_id
+    ) = 1
 )
-select * from final
+select * from best
