@@ -109,6 +109,7 @@ class Settings(BaseSettings):
     replenish_window_days: int = Field(default=90, ge=7, le=730)
     replenish_service_level: float = Field(default=0.95, ge=0.5, le=0.9999)
     replenish_cover_days: int = Field(default=30, ge=0, le=365)
+    replenish_keep_runs: int = Field(default=60, ge=1, le=100_000)
 
     @field_validator("priority_key")
     @classmethod

@@ -151,6 +151,14 @@ def replenish(
             )
         finally:
             con.unregister("_rp_advice")
+        # the advice of older runs goes (a row per sku and location per run adds up): this
+        # run's and that of the latest replenish_keep_runs - 1 committed runs stay
+        con.execute(
+            "delete from replenishment_advice where run_id <> $r and run_id not in ("
+            "select run_id from runs where run_id <> $r and status like 'succeeded%' "
+            "order by started_at desc, run_id desc limit $keep)",
+            {"r": run_id, "keep": settings.replenish_keep_runs - 1},
+        )
         row = con.execute(
             "select count(*), count(*) filter (where suggested_qty > 0), "
             "coalesce(sum(suggested_qty), 0), count(distinct sku) filter (where suggested_qty > 0), "

@@ -9,10 +9,14 @@
 --                             to order (0 when the position covers the reorder point), the
 --                             supplier to order from and why. Written by the replenish stage
 --                             (backorders.adapters.replenish), read by `backorders replenish`.
+--                             The advice of the latest replenish_keep_runs runs is kept.
+--                             Strings that repeat (run_id, the reason text) are zstd-compressed:
+--                             with DICT_FSST disabled (store.py) DuckDB would store them raw;
+--                             128,800 rows took 56.6 MB raw, 8.7 MB so (docs/replenishment.md).
 alter table products add column if not exists pack_size bigint;
 
 create table if not exists replenishment_advice (
-    run_id varchar not null,
+    run_id varchar using compression zstd not null,
     sku varchar not null,
     location_id varchar not null,
     window_days integer not null,          -- days of demand history used
@@ -37,6 +41,6 @@ create table if not exists replenishment_advice (
     pack_size bigint,
     configured_safety_stock bigint not null, -- products.safety_stock (the policy input)
     safety_stock_gap double,               -- configured minus computed safety stock
-    reason varchar not null
+    reason varchar using compression zstd not null
     -- key (run_id, sku, location_id): written whole per run by one stage
 );

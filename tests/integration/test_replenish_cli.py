@@ -138,3 +138,30 @@ def test_negative_or_absurd_replenish_settings_are_refused_with_exit_2(
     assert main(["run", "--landing", str(tmp_path / "landing"), "--db", db]) == 2
     err = capsys.readouterr().err
     assert f"invalid settings: {name.lower()}" in err
+
+
+def test_only_the_advice_of_the_latest_runs_is_kept(
+    con: duckdb.DuckDBPyConnection, landing: Path, ingest: IngestFn, db_path: Path
+) -> None:
+    from datetime import timedelta
+
+    from backorders.adapters import replenish
+    from backorders.settings import load_settings
+
+    base(landing, "SKU-A,Widget,active,true,,0,7,,2026-09-01T00:00:00Z,")
+    orders(landing, ("O1", "2026-11-10", "SKU-A", 4, "open"))
+    ingest()
+    settings = load_settings(db=db_path, replenish_keep_runs=2)
+    advise(con, settings)  # run r1, not in runs: not a committed run, so not kept
+    for i in (2, 3, 4):
+        run = f"r{i}"
+        started = AS_OF + timedelta(hours=i)
+        con.execute(
+            "insert into runs (run_id, as_of, started_at, status) "
+            "values ($r, $a, $a, 'succeeded')",
+            {"r": run, "a": started},
+        )
+        replenish.replenish(con, run_id=run, as_of=AS_OF, settings=settings)
+
+    kept = con.execute("select distinct run_id from replenishment_advice order by 1").fetchall()
+    assert kept == [("r3",), ("r4",)]
