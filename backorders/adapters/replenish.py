@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from backorders.adapters import store
-from backorders.domain.replenishment import AdviceInput, advise, z_value
+from backorders.domain.replenishment import AdviceInput, advise, daily_demand, z_value
 from backorders.settings import Settings
 
 # figures stored rounded (to these decimals): enough to read, and to recompute from
@@ -66,15 +66,6 @@ def window_days(con: duckdb.DuckDBPyConnection, as_of: datetime, configured: int
     return max(1, min(configured, history))
 
 
-def _demand(units: int, sum_sq: float, days: int) -> tuple[float, float]:
-    """Mean and sample sd of the daily totals over `days` days (days without orders are 0)."""
-    mean = units / days
-    if days < 2:
-        return mean, 0.0
-    var = (sum_sq - units * units / days) / (days - 1)
-    return mean, math.sqrt(max(var, 0.0))
-
-
 def _lap(timings: dict[str, float] | None, step: str, started: float) -> float:
     """Add the seconds since `started` to the step (when asked for); now."""
     now = time.perf_counter()
@@ -111,7 +102,7 @@ def compute(
     for row in inputs:
         sku, loc, active, units, sum_sq, on_hand, on_order, committed, backordered = row[:9]
         pack, configured, supplier, rate, lt, lt_sd, source, n = row[9:]
-        d, sd = _demand(units, sum_sq, days)
+        d, sd = daily_demand(units, sum_sq, days)
         a = AdviceInput(
             sku, loc, active, days, units, d, sd, lt, lt_sd, source, n, supplier, rate,
             on_hand, on_order, committed, backordered, pack, configured,

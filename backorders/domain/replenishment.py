@@ -31,6 +31,21 @@ def z_value(service_level: float) -> float:
     return NormalDist().inv_cdf(service_level)
 
 
+def daily_demand(units: int, sum_of_squares: float, days: int) -> tuple[float, float]:
+    """Mean and sample sd of daily totals, from their sum and sum of squares over `days` days.
+
+    The days without an order are in `days` and count as 0, so only the days with orders
+    need to be summed (set-based, in SQL).
+    """
+    if days < 1:
+        raise ValueError(f"a demand window of {days} days is empty")
+    mean = units / days
+    if days < 2:
+        return mean, 0.0
+    var = (sum_of_squares - units * units / days) / (days - 1)
+    return mean, math.sqrt(max(var, 0.0))  # max: rounding can make a zero variance -1e-16
+
+
 def safety_stock(
     z: float, daily_demand: float, demand_sd: float, lead_time: float, lead_time_sd: float
 ) -> float:

@@ -157,8 +157,7 @@ def test_only_the_advice_of_the_latest_runs_is_kept(
         run = f"r{i}"
         started = AS_OF + timedelta(hours=i)
         con.execute(
-            "insert into runs (run_id, as_of, started_at, status) "
-            "values ($r, $a, $a, 'succeeded')",
+            "insert into runs (run_id, as_of, started_at, status) values ($r, $a, $a, 'succeeded')",
             {"r": run, "a": started},
         )
         replenish.replenish(con, run_id=run, as_of=AS_OF, settings=settings)

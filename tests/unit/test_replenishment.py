@@ -14,6 +14,7 @@ from backorders.domain.replenishment import (
     SupplierOption,
     advise,
     choose_supplier,
+    daily_demand,
     reorder_point,
     safety_stock,
     suggested_qty,
@@ -55,6 +56,17 @@ def test_z_of_the_usual_service_levels_is_the_normal_quantile() -> None:
 def test_service_level_outside_half_to_one_is_rejected(level: float) -> None:
     with pytest.raises(ValueError, match="service level"):
         z_value(level)
+
+
+def test_daily_demand_counts_the_days_without_orders_as_zero() -> None:
+    # daily totals 2, 0, 4 (only the two order days are summed): mean 2, sample sd 2
+    assert daily_demand(6, 2**2 + 4**2, 3) == pytest.approx((2.0, 2.0))
+    # the same units every day: no variability
+    assert daily_demand(10, 10 * 1**2, 10) == pytest.approx((1.0, 0.0))
+    assert daily_demand(0, 0.0, 90) == (0.0, 0.0)
+    assert daily_demand(5, 25.0, 1) == (5.0, 0.0)
+    with pytest.raises(ValueError, match="empty"):
+        daily_demand(1, 1.0, 0)
 
 
 def test_safety_stock_is_z_times_the_combined_sd_of_lead_time_demand() -> None:
