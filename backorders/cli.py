@@ -1,4 +1,4 @@
-"""The `backorders` command line: demo, run, status, explain, emails, serve, verify-audit."""
+"""The `backorders` command line: demo, run, status, explain, emails, kpis, replenish, serve, ..."""
 
 from __future__ import annotations
 
@@ -79,6 +79,22 @@ def _parser() -> argparse.ArgumentParser:
     k = sub.add_parser("kpis", help="fill rate, backorder aging, promise and supplier KPIs")
     k.add_argument("--db", type=Path)
     k.add_argument("--format", choices=("table", "json"), default="table")
+
+    rp = sub.add_parser(
+        "replenish",
+        help="replenishment advice per sku and location, as of the last committed run",
+    )
+    rp.add_argument("--db", type=Path)
+    rp.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="table: the suggested orders, with why (--all: every sku and location); json: "
+        "an array with one object per sku and location; csv: the same rows with a header",
+    )
+    rp.add_argument(
+        "--all", action="store_true", help="table: every sku and location, not only orders"
+    )
 
     v = sub.add_parser("verify-audit", help="check the audit log's hash chain")
     v.add_argument("--db", type=Path)
@@ -347,6 +363,28 @@ def cmd_kpis(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replenish(args: argparse.Namespace) -> int:
+    """Print the replenishment advice of the last committed run (docs/replenishment.md)."""
+    from backorders.adapters import replenish
+    from backorders.replenish_text import advice_csv, advice_json, advice_table
+
+    _, con = _open_read_only(args.db)
+    try:
+        run_id = replenish.latest_run(con)
+    except replenish.NoAdvice as exc:
+        print(f"backorders: {exc}", file=sys.stderr)
+        return 1
+    only_orders = args.format == "table" and not args.all
+    rows = replenish.advice_rows(con, run_id, only_orders=only_orders)
+    if args.format == "json":
+        print(advice_json(rows, run_id))
+    elif args.format == "csv":
+        sys.stdout.write(advice_csv(rows, run_id))
+    else:
+        print(advice_table(rows, run_id, total=replenish.advice_count(con, run_id)))
+    return 0
+
+
 def cmd_verify_audit(args: argparse.Namespace) -> int:
     """Check the audit log's hash chain; non-zero exit when it is broken."""
     from backorders.adapters import audit
@@ -421,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         "explain": cmd_explain,
         "emails": cmd_emails,
         "kpis": cmd_kpis,
+        "replenish": cmd_replenish,
         "verify-audit": cmd_verify_audit,
         "serve": cmd_serve,
         "accept-inventory": cmd_accept_inventory,

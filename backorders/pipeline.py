@@ -266,6 +266,24 @@ def allocate_stage(
     return summary
 
 
+def replenish_stage(
+    settings: Settings, run_id: str, as_of: datetime, progress: Progress
+) -> dict[str, Any]:
+    """Replenishment advice per sku and location from this run's allocation (docs/replenishment.md)."""
+    from backorders.adapters import replenish
+
+    with (
+        store.connect(settings.db, memory_limit=settings.memory_limit) as con,
+        store.interruptible(con),  # a stop cuts the statement; its transaction rolls back
+    ):
+        summary = replenish.replenish(con, run_id=run_id, as_of=as_of, settings=settings)
+    progress(
+        f"replenish: {summary['below_reorder_point']} of {summary['rows']} sku/location(s) below "
+        f"their reorder point, {summary['suggested_units']} units suggested"
+    )
+    return summary
+
+
 def communicate_stage(
     settings: Settings,
     run_id: str,

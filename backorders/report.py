@@ -36,6 +36,17 @@ def counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items()) or "none"
 
 
+def _replenishment(r: dict[str, Any]) -> str:
+    """The replenish stage's headline: how many sku/locations to reorder, and how much."""
+    if not r:
+        return "-"
+    return (
+        f"{r.get('below_reorder_point', 0)} sku/location(s) below their reorder point "
+        f"({r.get('skus_to_order', 0)} skus), {r.get('suggested_units', 0)} units suggested "
+        f"at a {float(r.get('service_level', 0)):.0%} service level; read them: backorders replenish"
+    )
+
+
 def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline figures of a run as (label, value) pairs."""
     status = _get(s, "allocate", "lines_by_status", default={})
@@ -74,6 +85,7 @@ def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
             else f"{comm.get('queued', 0)} queued, {comm.get('suppressed', 0)} suppressed, "
             f"{(comm.get('sent') or {}).get('sent', 0)} sent" + _send_failures(comm),
         ),
+        ("replenishment", _replenishment(_get(s, "replenish", default={}))),
     ]
 
 

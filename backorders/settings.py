@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     # Prefect operations (docs/operations.md, "Supplier delays: events and the automatic rerun")
     supplier_delay_window_s: int = Field(default=120, ge=1, le=86400)
     notification_block: str = ""
+    # replenishment advice (docs/replenishment.md)
+    replenish_window_days: int = Field(default=90, ge=7, le=730)
+    replenish_service_level: float = Field(default=0.95, ge=0.5, le=0.9999)
+    replenish_cover_days: int = Field(default=30, ge=0, le=365)
+    replenish_keep_runs: int = Field(default=60, ge=1, le=100_000)
 
     @field_validator("priority_key")
     @classmethod

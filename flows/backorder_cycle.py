@@ -24,7 +24,7 @@ def backorder_cycle(
     dry_run: bool = False,
     reason: str | None = None,
 ) -> State:
-    """Ingest, validate, reconcile, allocate and communicate once; end in a state with the summary."""
+    """Ingest, validate, reconcile, allocate, communicate, replenish once; end with the summary."""
     overrides = {k: v for k, v in {"landing": landing, "db": db}.items() if v is not None}
     settings = load_settings(**overrides)
     as_of = as_of or pipeline.utcnow()
@@ -66,6 +66,8 @@ def _cycle(
                 ("reconcile", lambda: reconcile(overrides, run_id, as_of, progress_id)),
                 ("allocate", lambda: cycle.allocate(overrides, run_id, as_of, progress_id)),
                 ("communicate", lambda: communicate(overrides, run_id, dry_run, progress_id)),
+                # last: planning advice, read from the allocation; customer emails never wait on it
+                ("replenish", lambda: cycle.replenish(overrides, run_id, as_of, progress_id)),
             ):
                 interrupt.check()
                 summary[name] = stage()
@@ -123,7 +125,7 @@ def _finish(
 
 def _stopped_at(summary: dict[str, Any]) -> float:
     """The progress of a run that stopped: the start of the first stage it did not finish."""
-    for stage in ("ingest", "validate", "reconcile", "allocate", "communicate"):
+    for stage in ("ingest", "validate", "reconcile", "allocate", "communicate", "replenish"):
         if stage not in summary:
             return ops_artifacts.STAGE_SPAN[stage][0]
     return ops_artifacts.STAGE_SPAN["finish"][0]

@@ -77,6 +77,14 @@ FEEDS: dict[str, Feed] = {
                 C("lead_time_days", "int", min_value=0, max_setting="max_eta_days"),
                 C("substitute_skus", "list"),
                 C("updated_at", "timestamp", required=True),
+                # optional (migration 030): the supplier's pack; orders are rounded up to it
+                C(
+                    "pack_size",
+                    "int",
+                    min_value=0,
+                    min_exclusive=True,
+                    max_setting="max_quantity",
+                ),
             ),
             key=("sku",),
             version="updated_at",
