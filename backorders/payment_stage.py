@@ -116,3 +116,48 @@ def make_stripe_sender(settings: Settings) -> payment_send.PaymentSender:
         max_attempts=settings.payment_max_attempts,
         multicapture=settings.payments_multicapture,
     )
+
+
+def describe_order(con: duckdb.DuckDBPyConnection, settings: Settings, order_id: str) -> list[str]:
+    """Lines of text on an order's payment for `status` and `explain` (empty: none authorized).
+
+    Judged as of the run behind line_status (an authorization expired by then is said so).
+    """
+    row = con.execute(
+        "select r.as_of from runs as r join line_results_run as l using (run_id)"
+    ).fetchone()
+    as_of = row[0] if row else datetime.now(UTC)
+    found = authorizations(con, settings, as_of, order_id=order_id)
+    if not found:
+        return []
+    a = found[0]
+    cur = a["currency"]
+    out = [
+        f"  payment: {a['provider']} {a['payment_ref']}, authorized "
+        f"{format_minor(a['authorized'], cur)}, expires {a['expires_at']:%Y-%m-%d %H:%M} UTC; "
+        f"captured {format_minor(a['captured'], cur)}" + (", released" if a["released"] else "")
+    ]
+    for kind, amount, final, status, error in con.execute(
+        "select kind, amount, final_capture, status, last_error from payment_requests "
+        "where order_id = $o and not preview order by created_at, captured_before",
+        {"o": order_id},
+    ).fetchall():
+        what = f"capture {format_minor(amount, cur)}" if kind == "capture" else "release"
+        what += " (final)" if final else " (not final)" if final is False else ""
+        out.append(f"    {what}: {status}" + (f" ({error})" if error else ""))
+    if a["expired"]:
+        out.append(
+            f"  ! authorization expired at {a['expires_at']:%Y-%m-%d %H:%M} UTC: no capture will "
+            "be attempted; ask the customer to authorize again"
+        )
+    elif a["reauthorize"]:
+        when = (
+            f"before the promised date {a['promised_date']}"
+            if a["promised_date"]
+            else "and the order has no promised date yet"
+        )
+        out.append(
+            f"  ! authorization expires {a['expires_at']:%Y-%m-%d} {when}: ask the customer to "
+            "authorize again"
+        )
+    return out

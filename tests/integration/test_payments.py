@@ -315,3 +315,42 @@ def test_every_request_has_its_audit_rows(
     assert {e[1] for e in events} == {"O1"} and [e[3] for e in events] == ["2000"] * 2 + [
         "1550"
     ] * 2
+
+
+def test_status_explain_and_summary_flag_an_authorization_lapsing_before_the_promise(
+    tmp_path: Path, landing: Path, fake: FakeStripe, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Promised from a PO 6 days out, authorization good for 2: all three say so."""
+    from backorders import cli, payment_stage
+    from backorders.report import summary_text
+
+    db = tmp_path / "payments.duckdb"
+    expires = w.AS_OF + timedelta(days=2)
+    w.write(landing, "orders", w.ORDERS_HEADER, [w.order("O1", "pi_O1", 5000, expires=expires)])
+    w.write(landing, "order_lines", LINES, [f"O1,1,SKU-A,2,10.00,open,{T0}"])
+    w.stock(landing, {"SKU-A": 0}, w.AS_OF - timedelta(hours=1))
+    w.write(
+        landing,
+        "purchase_orders",
+        "po_id,line_no,supplier_id,sku,qty,location_id,expected_at,status,updated_at",
+        [f"PO1,1,S1,SKU-A,5,L1,{(w.AS_OF + timedelta(days=6)):%Y-%m-%d},open,{T0}"],
+    )
+    s = settings(tmp_path)
+    with store.connect(db) as con:
+        w.cycle(con, landing, s, "run-1", w.AS_OF)
+        con.execute(
+            "insert into runs (run_id, as_of, started_at, status) "
+            "values ('run-1', $a, $a, 'succeeded')",
+            {"a": w.AS_OF},
+        )
+    summary = payment_stage.payments_stage(s, "run-1", w.AS_OF, dry_run=True, progress=print)
+    assert summary["reauthorize"] == 1 and summary["reauthorize_orders"] == ["O1"]
+    text = summary_text({"run_id": "run-1", "payments": summary})
+    assert "1 order(s) whose authorization expires before the promised date" in text
+    assert cli.main(["status", "O1", "--db", str(db)]) == 0
+    status = capsys.readouterr().out
+    assert cli.main(["explain", "O1", "--db", str(db)]) == 0
+    explain = capsys.readouterr().out
+    for out in (status, explain):
+        assert "payment: stripe pi_O1, authorized 50.00 USD, expires 2026-11-25" in out
+        assert "! authorization expires 2026-11-25 before the promised date 2026-11-30" in out

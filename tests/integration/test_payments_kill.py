@@ -48,7 +48,7 @@ def seed(db: Path, fake: FakeStripe) -> None:
 
 
 def start(db: Path, url: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(  # noqa: S603  (this interpreter, the test's own worker)
+    return subprocess.Popen(
         [sys.executable, str(WORKER), str(db), url, KEY, str(CONCURRENCY)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},

@@ -47,7 +47,7 @@ def post(
     if idem:
         req.add_header("Idempotency-Key", idem)
     try:
-        with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read()), dict(resp.headers)
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read()), dict(exc.headers)
@@ -154,7 +154,7 @@ def test_the_stripe_package_captures_through_the_server(fake: FakeStripe) -> Non
 def test_server_runs_as_a_process_and_reports_what_it_did(tmp_path: Path) -> None:
     intents = tmp_path / "intents.json"
     intents.write_text(json.dumps([{"id": "pi_x", "amount": 700, "currency": "eur"}]))
-    proc = subprocess.Popen(  # noqa: S603
+    proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
