@@ -101,7 +101,7 @@ def _payment_lines(p: dict[str, Any]) -> list[tuple[str, str]]:
         if n
         else "none"
     )
-    return [("payments", queued), ("  authorizations to renew", renew)]
+    return [("payments", queued), ("  to reauthorize", renew)]
 
 
 def _label(s: dict[str, Any]) -> str:
