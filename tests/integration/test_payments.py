@@ -354,3 +354,57 @@ def test_status_explain_and_summary_flag_an_authorization_lapsing_before_the_pro
     for out in (status, explain):
         assert "payment: stripe pi_O1, authorized 50.00 USD, expires 2026-11-25" in out
         assert "! authorization expires 2026-11-25 before the promised date 2026-11-30" in out
+
+
+def test_stripe_key_is_never_shown_by_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """STRIPE_API_KEY turns sending on; repr and public_dict (logged, audited) only say `set`."""
+    import json
+
+    assert not load_settings().payments_enabled
+    monkeypatch.setenv("STRIPE_API_KEY", w.KEY)
+    s = load_settings()
+    assert s.payments_enabled and s.stripe_key() == w.KEY
+    assert w.KEY not in repr(s) and w.KEY not in str(s)
+    assert w.KEY not in json.dumps(s.public_dict()) and s.public_dict()["stripe_api_key"] == "set"
+
+
+def _ready_order(landing: Path, fake: FakeStripe) -> None:
+    two_line_order(landing, fake)
+    w.stock(landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
+
+
+def test_lost_answer_and_rate_limit_are_retried_with_the_same_key_capturing_once(
+    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
+) -> None:
+    """A 429, then a capture whose answer is lost: the third request replays the stored answer."""
+    _ready_order(landing, fake)
+    fake.fail_next(1, "429")
+    fake.fail_next(1, "drop_after_accept")
+    snd = StripeSender(
+        api_key=w.KEY, api_base=fake.url, timeout_s=5, max_attempts=4, sleep=lambda s: None
+    )
+    _, r = w.cycle(con, landing, settings(tmp_path), "run-1", w.AS_OF, sender=snd)
+    row = w.requests(con)[0]
+    assert r is not None and r.succeeded == 1 and row["status"] == "succeeded"
+    assert fake.requests_seen == 3 and fake.answered_429 == 1 and fake.ledger.replayed == 1
+    assert fake.captures() == {"pi_O1": [3550]}  # carried out once, by the second request
+
+
+def test_a_stop_request_sends_nothing_more_and_leaves_requests_pending(
+    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
+) -> None:
+    """SIGTERM asked for before the pass: no request goes out, the rows wait for the next run."""
+    import signal
+
+    from backorders import interrupt
+    from backorders.adapters import payment_send
+
+    _ready_order(landing, fake)
+    w.cycle(con, landing, settings(tmp_path), "run-1", w.AS_OF)
+    interrupt.request(signal.SIGTERM)
+    try:
+        r = payment_send.send_pending(con, sender(fake), run_id="run-1", now=lambda: w.AS_OF)
+    finally:
+        interrupt.reset()
+    assert r.stopped is not None and "stop was requested" in r.stopped and r.not_sent == 1
+    assert fake.requests_seen == 0 and w.requests(con)[0]["status"] == "pending"
