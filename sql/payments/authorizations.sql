@@ -3,19 +3,11 @@
 -- its promised date is after the expiry day, or it has no date yet), so the shop can ask
 -- the customer to authorize again. $order_id null: all orders. (docs/payments.md)
 with authorized as (
-    select o.order_id,
-           o.customer_id,
-           o.ship_complete,
-           o.payment_provider as provider,
-           o.payment_ref,
-           o.payment_amount as authorized,
-           upper(coalesce(o.payment_currency, o.currency)) as currency,
-           coalesce(o.payment_expires_at, o.placed_at + to_days($authorization_days::integer))
+    select * exclude (payment_expires_at, placed_at),
+           coalesce(payment_expires_at, placed_at + to_days($authorization_days::integer))
                as expires_at
-    from orders as o
-    where o.payment_provider is not null and o.payment_ref is not null
-      and o.payment_amount is not null
-      and ($order_id::varchar is null or o.order_id = $order_id::varchar)
+    from order_authorizations
+    where $order_id::varchar is null or order_id = $order_id::varchar
 ),
 
 per_order as (

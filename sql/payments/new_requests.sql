@@ -5,18 +5,10 @@
 -- the provider nothing: they are not "earlier requests", and get keys of their own.
 create or replace temp table payment_new as
 with authorized as (
-    select o.order_id,
-           o.customer_id,
-           o.ship_complete,
-           o.payment_provider as provider,
-           o.payment_ref,
-           o.payment_amount as authorized,
-           upper(coalesce(o.payment_currency, o.currency)) as currency,
-           coalesce(o.payment_expires_at, o.placed_at + to_days($authorization_days::integer))
+    select * exclude (payment_expires_at, placed_at),
+           coalesce(payment_expires_at, placed_at + to_days($authorization_days::integer))
                as expires_at
-    from orders as o
-    where o.payment_provider is not null and o.payment_ref is not null
-      and o.payment_amount is not null
+    from order_authorizations
 ),
 
 lines as (

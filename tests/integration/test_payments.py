@@ -8,7 +8,7 @@ package to `FakeStripe`, which is as strict as Stripe about amounts, states and 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -67,6 +67,21 @@ def two_line_order(landing: Path, fake: FakeStripe, *, multicapture: bool = Fals
         LINES,
         [f"O1,1,SKU-A,2,10.00,open,{T0}", f"O1,2,SKU-B,1,15.50,open,{T0}"],
     )
+
+
+def lapsing_order(landing: Path) -> datetime:
+    """O1 authorized for 2 days, no stock, promised from a PO 6 days out; its expiry."""
+    expires = w.AS_OF + timedelta(days=2)
+    w.write(landing, "orders", w.ORDERS_HEADER, [w.order("O1", "pi_O1", 5000, expires=expires)])
+    w.write(landing, "order_lines", LINES, [f"O1,1,SKU-A,2,10.00,open,{T0}"])
+    w.stock(landing, {"SKU-A": 0}, w.AS_OF - timedelta(hours=1))
+    w.write(
+        landing,
+        "purchase_orders",
+        "po_id,line_no,supplier_id,sku,qty,location_id,expected_at,status,updated_at",
+        [f"PO1,1,S1,SKU-A,5,L1,{(w.AS_OF + timedelta(days=6)):%Y-%m-%d},open,{T0}"],
+    )
+    return expires
 
 
 @pytest.mark.parametrize("multicapture", [False, True])
@@ -169,16 +184,7 @@ def test_expiry_before_the_promised_date_is_flagged_and_no_capture_after_expiry(
     from backorders.payment_stage import authorizations
 
     fake.add_intent("pi_O1", 5000)
-    expires = w.AS_OF + timedelta(days=2)
-    w.write(landing, "orders", w.ORDERS_HEADER, [w.order("O1", "pi_O1", 5000, expires=expires)])
-    w.write(landing, "order_lines", LINES, [f"O1,1,SKU-A,2,10.00,open,{T0}"])
-    w.stock(landing, {"SKU-A": 0}, w.AS_OF - timedelta(hours=1))
-    w.write(
-        landing,
-        "purchase_orders",
-        "po_id,line_no,supplier_id,sku,qty,location_id,expected_at,status,updated_at",
-        [f"PO1,1,S1,SKU-A,5,L1,{(w.AS_OF + timedelta(days=6)):%Y-%m-%d},open,{T0}"],
-    )
+    expires = lapsing_order(landing)
     s = settings(tmp_path)
     w.cycle(con, landing, s, "run-1", w.AS_OF, sender=sender(fake))
     flags = authorizations(con, s, w.AS_OF)
@@ -325,16 +331,7 @@ def test_status_explain_and_summary_flag_an_authorization_lapsing_before_the_pro
     from backorders.report import summary_text
 
     db = tmp_path / "payments.duckdb"
-    expires = w.AS_OF + timedelta(days=2)
-    w.write(landing, "orders", w.ORDERS_HEADER, [w.order("O1", "pi_O1", 5000, expires=expires)])
-    w.write(landing, "order_lines", LINES, [f"O1,1,SKU-A,2,10.00,open,{T0}"])
-    w.stock(landing, {"SKU-A": 0}, w.AS_OF - timedelta(hours=1))
-    w.write(
-        landing,
-        "purchase_orders",
-        "po_id,line_no,supplier_id,sku,qty,location_id,expected_at,status,updated_at",
-        [f"PO1,1,S1,SKU-A,5,L1,{(w.AS_OF + timedelta(days=6)):%Y-%m-%d},open,{T0}"],
-    )
+    lapsing_order(landing)
     s = settings(tmp_path)
     with store.connect(db) as con:
         w.cycle(con, landing, s, "run-1", w.AS_OF)

@@ -18,18 +18,10 @@ from hypothesis import strategies as st
 from backorders.adapters import payment_queue
 from backorders.domain.payments import Authorization, PayLine, decide, to_minor
 from tests.integration.conftest import insert_line_status
+from tests.unit.test_payments import line_state
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
-STATUSES = [
-    "allocated",
-    "partially_allocated",
-    "promised",
-    "unpromised",
-    "not_backorderable",
-    "shipped",
-    "cancelled",
-]
 
 
 @st.composite
@@ -54,15 +46,7 @@ def worlds(draw: st.DrawFn) -> dict:
         for o in orders:
             states = []
             for q in o["qty"]:
-                s = draw(st.sampled_from(STATUSES))
-                alloc = (
-                    draw(st.integers(1, q - 1))
-                    if s == "partially_allocated" and q > 1
-                    else q
-                    if s == "allocated"
-                    else 0
-                )
-                states.append((s, alloc))
+                states.append(line_state(draw, q))
             run[o["order_id"]] = states
         runs.append(run)
     return {"orders": orders, "runs": runs, "multicapture": draw(st.booleans())}

@@ -130,15 +130,16 @@ def test_authorization_expiring_before_the_promised_date_needs_renewal() -> None
     assert not needs_reauthorization(exp, date(2026, 11, 30), complete=True, closed=False)
 
 
-STATUSES = [
-    "allocated",
-    "partially_allocated",
-    "promised",
-    "unpromised",
-    "not_backorderable",
-    "shipped",
-    "cancelled",
-]
+STATUSES = ["allocated", "partially_allocated", "promised", "unpromised", "not_backorderable",
+            "shipped", "cancelled"]  # fmt: skip
+
+
+def line_state(draw: st.DrawFn, qty: int) -> tuple[str, int]:
+    """A line's status after some run, and its units from stock (shared with the SQL test)."""
+    s = draw(st.sampled_from(STATUSES))
+    if s == "partially_allocated" and qty > 1:
+        return s, draw(st.integers(1, qty - 1))
+    return s, qty if s == "allocated" else 0
 
 
 @st.composite
@@ -151,12 +152,7 @@ def runs(draw: st.DrawFn) -> list[list[PayLine]]:
     for _ in range(draw(st.integers(1, 6))):
         states = []
         for q, p in zip(qtys, prices, strict=True):
-            s = draw(st.sampled_from(STATUSES))
-            alloc = (
-                draw(st.integers(1, q - 1))
-                if s == "partially_allocated" and q > 1
-                else (q if s == "allocated" else 0)
-            )
+            s, alloc = line_state(draw, q)
             states.append(PayLine(s, q, q if s == "shipped" else 0, alloc, p))
         out.append(states)
     return out
