@@ -58,6 +58,7 @@ def payments_stage(
                 now=lambda: datetime.now(UTC),
                 concurrency=settings.payment_concurrency,
                 retry_budget=settings.payment_retry_budget,
+                lookup_after_s=settings.payment_lookup_after_h * 3600,
                 progress=progress,
             )
             sent, failures, stopped = asdict(r), r.failures, r.stopped

@@ -115,6 +115,7 @@ class Settings(BaseSettings):
     payment_max_attempts: int = Field(default=5, ge=1)
     payment_concurrency: int = Field(default=4, ge=1, le=32)
     payment_retry_budget: int = Field(default=20, ge=1)
+    payment_lookup_after_h: float = Field(default=20.0, gt=0, le=24)
     # Prefect operations (docs/operations.md, "Supplier delays: events and the automatic rerun")
     supplier_delay_window_s: int = Field(default=120, ge=1, le=86400)
     notification_block: str = ""

@@ -66,10 +66,13 @@ def queue_requests(
         ).fetchall()
         if rows:
             con.execute(
-                "insert into payment_requests select request_key, order_id, customer_id, "
-                "provider, payment_ref, kind, amount, captured_before, currency, final_capture, "
-                "expires_at, preview, case when preview then 'preview' else 'pending' end, "
-                "null, 0, null, null, null, $run, $now, null from payment_new",
+                "insert into payment_requests (request_key, order_id, customer_id, provider, "
+                "payment_ref, kind, amount, captured_before, currency, final_capture, "
+                "expires_at, preview, status, attempts, run_id, created_at) "
+                "select request_key, order_id, customer_id, provider, payment_ref, kind, amount, "
+                "captured_before, currency, final_capture, expires_at, preview, "
+                "case when preview then 'preview' else 'pending' end, 0, $run, $now "
+                "from payment_new",
                 {"run": run_id, "now": now},
             )
         events = []

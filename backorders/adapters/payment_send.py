@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 import duckdb
@@ -35,6 +35,10 @@ class OutgoingPayment:
     amount: int | None
     final_capture: bool | None
     expires_at: datetime
+    captured_before: int = 0  # what earlier captures of the order asked for
+    # in doubt for longer than Stripe keeps idempotency keys: look the PaymentIntent up
+    # first (did it take effect?) instead of trusting the key's stored answer
+    settle: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,8 @@ class PaymentSendResult:
 
 
 _SENDABLE = (
-    "select rowid, request_key, kind, payment_ref, amount, final_capture, expires_at, status "
+    "select rowid, request_key, kind, payment_ref, amount, final_capture, expires_at, status, "
+    "captured_before, first_sent_at "
     "from payment_requests where not preview and (status in ('pending', 'sending') "
     "or (status = 'failed' and failure = 'transient' and attempts < $budget)) "
     "order by created_at, payment_ref, captured_before, request_key"
@@ -100,13 +105,16 @@ def send_pending(
     now: Callable[[], datetime],
     concurrency: int = 4,
     retry_budget: int = 20,
+    lookup_after_s: float = 20 * 3600.0,
     progress: Callable[[str], None] = log.info,
 ) -> PaymentSendResult:
     """Send every due request (pending, in doubt, or failed transiently within budget).
 
     Requests of one PaymentIntent go one at a time, in the order they were queued (a
     multicapture's parts before its final capture); up to `concurrency` PaymentIntents
-    at once. A request whose authorization has expired is failed, never sent. A stop
+    at once. A request whose authorization has expired is failed, never sent. A request
+    in doubt whose first attempt is older than `lookup_after_s` (Stripe keeps keys at
+    least 24 hours) is settled by looking its PaymentIntent up before any resend. A stop
     request or a refused key ends the pass; what was not sent stays pending.
     """
     result = PaymentSendResult()
@@ -129,10 +137,19 @@ def send_pending(
             with store.transaction(con):
                 con.execute(
                     "update payment_requests set status = 'sending', attempts = attempts + 1, "
-                    "failure = null where rowid in (select unnest($r::bigint[]))",
-                    {"r": [r[0] for r in chunk]},
+                    "failure = null, first_sent_at = coalesce(first_sent_at, $now) "
+                    "where rowid in (select unnest($r::bigint[]))",
+                    {"r": [r[0] for r in chunk], "now": now()},
                 )
-            payments = [OutgoingPayment(*r[1:7]) for r in chunk]
+            old = t - timedelta(seconds=lookup_after_s)
+            payments = [
+                OutgoingPayment(
+                    *r[1:7],
+                    captured_before=r[8],
+                    settle=r[7] == "sending" and r[9] is not None and r[9] < old,
+                )
+                for r in chunk
+            ]
             outcomes = list(pool.map(_send_safely(sender), payments))
             _record(con, outcomes, run_id=run_id, now=now())
             for o in outcomes:

@@ -86,6 +86,10 @@ class StripeSender:
 
     def send(self, p: OutgoingPayment) -> PaymentOutcome:
         """One request, retried with the same key on 429, 5xx and no answer."""
+        if p.settle:
+            done = self._took_effect(p)
+            if done is not None:
+                return done
         last: PaymentOutcome | None = None
         for attempt in range(1, self._max_attempts + 1):
             if self.stop_reason:
@@ -105,6 +109,27 @@ class StripeSender:
         if last is None:  # stopped before the first attempt
             return PaymentOutcome(p.request_key, "not_sent", error=self.stop_reason, attempts=0)
         return last
+
+    def _took_effect(self, p: OutgoingPayment) -> PaymentOutcome | None:
+        """Did a request in doubt take effect? Its PaymentIntent says (None: no, or unknown).
+
+        For a request in doubt longer than Stripe keeps idempotency keys: a capture took
+        effect when the intent has received this and every earlier capture of the order,
+        a release when the intent is canceled.
+        """
+        try:
+            pi = self._client.v1.payment_intents.retrieve(p.payment_ref)
+        except stripe.StripeError:
+            return None  # the resend below meets the same error and says it
+        if p.kind == "release":
+            done = pi.status == "canceled"
+        else:
+            done = int(pi.amount_received or 0) >= p.captured_before + (p.amount or 0)
+        if not done:
+            return None
+        rid = getattr(getattr(pi, "last_response", None), "request_id", None)
+        note = "in doubt past Stripe's idempotency window: found done on the PaymentIntent"
+        return PaymentOutcome(p.request_key, "succeeded", str(pi.status), rid, note, 1)
 
     def _judge(
         self, p: OutgoingPayment, exc: stripe.StripeError, attempt: int

@@ -34,5 +34,6 @@ create table payment_requests (
     last_error varchar,
     run_id varchar not null,
     created_at timestamptz not null,
-    sent_at timestamptz
+    sent_at timestamptz,
+    first_sent_at timestamptz          -- when its first request went out (in-doubt lookups)
 );

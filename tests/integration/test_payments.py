@@ -405,3 +405,30 @@ def test_a_stop_request_sends_nothing_more_and_leaves_requests_pending(
         interrupt.reset()
     assert r.stopped is not None and "stop was requested" in r.stopped and r.not_sent == 1
     assert fake.requests_seen == 0 and w.requests(con)[0]["status"] == "pending"
+
+
+@pytest.mark.parametrize("took_effect", [True, False])
+def test_in_doubt_past_the_idempotency_window_is_settled_on_the_payment_intent(
+    tmp_path: Path,
+    landing: Path,
+    con: duckdb.DuckDBPyConnection,
+    fake: FakeStripe,
+    took_effect: bool,
+) -> None:
+    """Left `sending` two days ago: the intent says whether it was captured; never twice."""
+    from backorders.adapters import payment_send
+
+    _ready_order(landing, fake)
+    w.cycle(con, landing, settings(tmp_path), "run-1", w.AS_OF)
+    con.execute(
+        "update payment_requests set status = 'sending', attempts = 1, first_sent_at = $t",
+        {"t": w.AS_OF - timedelta(days=2)},
+    )
+    if took_effect:  # it went through then; Stripe has since forgotten the key
+        post = fake.ledger.handle
+        post("POST", "/v1/payment_intents/pi_O1/capture", {"amount_to_capture": "3550"}, None)
+    r = payment_send.send_pending(con, sender(fake), run_id="run-2", now=lambda: w.AS_OF)
+    row = w.requests(con)[0]
+    assert r.succeeded == 1 and row["status"] == "succeeded"
+    assert fake.captures() == {"pi_O1": [3550]}
+    assert ("found done on the PaymentIntent" in (row["last_error"] or "")) is took_effect

@@ -39,10 +39,11 @@ def seed(db: Path, fake: FakeStripe) -> None:
         for i in range(INTENTS):
             fake.add_intent(f"pi_k{i:04d}", 1000 + i)
         con.execute(
-            "insert into payment_requests select 'bo_k' || lpad(i::varchar, 4, '0'), "
-            "'O' || i, 'C1', 'stripe', 'pi_k' || lpad(i::varchar, 4, '0'), 'capture', 1000 + i, "
-            "0, 'USD', null, $exp, false, 'pending', null, 0, null, null, null, 'seed', "
-            "$now + to_microseconds(i), null from range($n) as t(i)",
+            "insert into payment_requests (request_key, order_id, customer_id, provider, "
+            "payment_ref, kind, amount, captured_before, currency, expires_at, preview, status, "
+            "attempts, run_id, created_at) select 'bo_k' || lpad(i::varchar, 4, '0'), 'O' || i, "
+            "'C1', 'stripe', 'pi_k' || lpad(i::varchar, 4, '0'), 'capture', 1000 + i, 0, 'USD', "
+            "$exp, false, 'pending', 0, 'seed', $now + to_microseconds(i) from range($n) as t(i)",
             {"n": INTENTS, "now": now, "exp": now + timedelta(days=5)},
         )
 
