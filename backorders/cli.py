@@ -221,8 +221,8 @@ def _open_read_only(db: Path | None) -> tuple[Any, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Print each line of an order: status, quantities, promised date, and why."""
-    _, con = _open_read_only(args.db)
+    """Print each line of an order: status, quantities, promised date, and why; its payment."""
+    settings, con = _open_read_only(args.db)
     rows = con.execute(
         "select line_no, sku, qty_ordered, qty_shipped, qty_allocated, qty_promised, "
         "qty_unpromised, promised_date, status, priority_rank, reason, run_id "
@@ -250,6 +250,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     ).fetchall()
     for kind, st, created, err in msgs:
         print(f"  email {kind}: {st} ({created:%Y-%m-%d %H:%M}) {err}")
+    from backorders.payment_stage import describe_order
+
+    for line in describe_order(con, settings, args.order_id):
+        print(line)
     return 0
 
 
@@ -269,7 +273,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         what = f"{args.order_id} line {args.line_no}" if args.line_no else args.order_id
         print(f"backorders: {what}: no such open or recent line", file=sys.stderr)
         return 1
-    print("\n".join(text))
+    from backorders.payment_stage import describe_order
+
+    print("\n".join(text + describe_order(con, settings, args.order_id)))
     return 0
 
 

@@ -180,6 +180,7 @@ STAGE_SPAN = {
     "validate": (40.0, 55.0),
     "reconcile": (55.0, 65.0),
     "allocate": (65.0, 80.0),
+    "payments": (80.0, 80.0),  # captures and releases: few requests, a moment
     "communicate": (80.0, 99.0),
     "replenish": (99.0, 99.5),  # one statement chain, seconds: a sliver of the bar
     "finish": (99.0, 100.0),

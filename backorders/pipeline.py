@@ -58,9 +58,15 @@ def send_failures(summary: dict[str, Any]) -> int:
     return int((summary.get("communicate") or {}).get("send_failures") or 0)
 
 
+def payment_failures(summary: dict[str, Any]) -> int:
+    """How many payment requests of the run failed, are in doubt or were left unsent."""
+    return int((summary.get("payments") or {}).get("payment_failures") or 0)
+
+
 def success_status(summary: dict[str, Any]) -> str:
-    """`succeeded`, or `succeeded_with_failures` when some sends failed."""
-    return "succeeded_with_failures" if send_failures(summary) > 0 else "succeeded"
+    """`succeeded`, or `succeeded_with_failures` when some sends (emails, payments) failed."""
+    failed = send_failures(summary) + payment_failures(summary)
+    return "succeeded_with_failures" if failed > 0 else "succeeded"
 
 
 def start_run(settings: Settings, run_id: str, as_of: datetime, flow_run_id: str | None) -> None:
@@ -339,6 +345,15 @@ def communicate_stage(
     # with what was queued and sent before the stop
     interrupt.check(done=summary)
     return summary
+
+
+def payments_stage(
+    settings: Settings, run_id: str, as_of: datetime, *, dry_run: bool, progress: Progress
+) -> dict[str, Any]:
+    """Queue the captures and releases the allocation deserves; send them unless dry-run."""
+    from backorders.payment_stage import payments_stage as stage
+
+    return stage(settings, run_id, as_of, dry_run=dry_run, progress=progress)
 
 
 def retryable_sends(settings: Settings) -> int:

@@ -86,7 +86,39 @@ def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
             f"{(comm.get('sent') or {}).get('sent', 0)} sent" + _send_failures(comm),
         ),
         ("replenishment", _replenishment(_get(s, "replenish", default={}))),
+        *_payment_lines(_get(s, "payments", default={})),
     ]
+
+
+def _payment_lines(p: dict[str, Any]) -> list[tuple[str, str]]:
+    """The payments stage's headline: captures queued and their total, what was sent, renewals."""
+    if not p:
+        return []
+    queued = (
+        f"{p.get('captures_queued', 0)} capture(s) queued, total "
+        f"{p.get('capture_total_text') or '0'}; {p.get('releases_queued', 0)} release(s)"
+    )
+    if p.get("dry_run"):
+        queued += " (recorded, none sent: dry run, or no STRIPE_API_KEY)"
+    else:
+        sent = p.get("sent") or {}
+        queued += f"; {sent.get('succeeded', 0)} done"
+        if p.get("payment_failures"):
+            queued += (
+                f", {p['payment_failures']} not done (failed {sent.get('failed', 0)}, in doubt "
+                f"{sent.get('unknown', 0)}, not sent {sent.get('not_sent', 0)})"
+            )
+        if p.get("payment_stopped"):
+            queued += f"; sending stopped: {p['payment_stopped']}"
+    n = p.get("reauthorize", 0)
+    shown = p.get("reauthorize_orders") or []
+    renew = (
+        f"{n} order(s) whose authorization expires before the promised date: ask the customer "
+        "to authorize again (" + ", ".join(shown) + (", …" if n > len(shown) else "") + ")"
+        if n
+        else "none"
+    )
+    return [("payments", queued), ("  to reauthorize", renew)]
 
 
 def _label(s: dict[str, Any]) -> str:

@@ -65,6 +65,10 @@ def _cycle(
                 ("validate", lambda: cycle.validate(overrides, run_id, progress_id)),
                 ("reconcile", lambda: reconcile(overrides, run_id, as_of, progress_id)),
                 ("allocate", lambda: cycle.allocate(overrides, run_id, as_of, progress_id)),
+                (
+                    "payments",
+                    lambda: cycle.payments(overrides, run_id, as_of, dry_run, progress_id),
+                ),
                 ("communicate", lambda: communicate(overrides, run_id, dry_run, progress_id)),
                 # last: planning advice, read from the allocation; customer emails never wait on it
                 ("replenish", lambda: cycle.replenish(overrides, run_id, as_of, progress_id)),
@@ -83,16 +87,27 @@ def _cycle(
             _finish(overrides, summary, status, str(exc), progress_id)
             raise
         status = pipeline.success_status(summary)
-        message = (
-            f"{pipeline.send_failures(summary)} message(s) failed to send: see "
-            "`backorders emails --status failed`"
-            if status == "succeeded_with_failures"
-            else None
-        )
+        message = _failures_message(summary) if status == "succeeded_with_failures" else None
         _finish(overrides, summary, status, message, progress_id)
     return Completed(
         message=status.replace("_", " ") + (f": {message}" if message else ""), data=summary
     )
+
+
+def _failures_message(summary: dict[str, Any]) -> str:
+    """What did not go out in a run that succeeded with failures, and where to look."""
+    parts = []
+    if pipeline.send_failures(summary):
+        parts.append(
+            f"{pipeline.send_failures(summary)} message(s) failed to send: see "
+            "`backorders emails --status failed`"
+        )
+    if pipeline.payment_failures(summary):
+        parts.append(
+            f"{pipeline.payment_failures(summary)} payment request(s) failed, in doubt or not "
+            "sent: see table payment_requests (docs/payments.md)"
+        )
+    return "; ".join(parts)
 
 
 def _finish(

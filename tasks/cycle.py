@@ -118,6 +118,24 @@ def replenish(
     )
 
 
+@task(name="payments")
+def payments(
+    overrides: dict[str, Any],
+    run_id: str,
+    as_of: datetime,
+    dry_run: bool,
+    progress_id: str | None = None,
+) -> dict[str, Any]:
+    """Queue payment captures and releases (Stripe) and send them; flag lapsing authorizations."""
+    return pipeline.payments_stage(
+        _settings(overrides),
+        run_id,
+        as_of,
+        dry_run=dry_run,
+        progress=stage_progress("payments", progress_id),
+    )
+
+
 @task(name="communicate")
 def communicate(
     overrides: dict[str, Any], run_id: str, dry_run: bool, progress_id: str | None = None
