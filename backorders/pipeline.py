@@ -7,7 +7,8 @@ JSON-able summary. Prefect tasks (tasks/) wrap these; tests can call them direct
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -222,14 +223,21 @@ def validate_stage(settings: Settings, run_id: str, progress: Progress) -> dict[
     return summary
 
 
+@contextmanager
+def _interruptible_db(settings: Settings) -> Iterator[Any]:
+    """The database for a heavy stage: a stop cuts the statement; its transaction rolls back."""
+    with (
+        store.connect(settings.db, memory_limit=settings.memory_limit) as con,
+        store.interruptible(con),
+    ):
+        yield con
+
+
 def reconcile_stage(
     settings: Settings, run_id: str, as_of: datetime, progress: Progress
 ) -> dict[str, Any]:
     """Book stock and supply lots; check the inventory equations."""
-    with (
-        store.connect(settings.db, memory_limit=settings.memory_limit) as con,
-        store.interruptible(con),  # a stop cuts the statement; its transaction rolls back
-    ):
+    with _interruptible_db(settings) as con:
         pos = allocation_store.reconcile(con, as_of=as_of, settings=settings)
         with store.transaction(con):
             suites = gx_runner.run_suites(
@@ -254,10 +262,7 @@ def allocate_stage(
     settings: Settings, run_id: str, as_of: datetime, progress: Progress
 ) -> dict[str, Any]:
     """Allocate, then check the results' equations (a failure blocks the emails)."""
-    with (
-        store.connect(settings.db, memory_limit=settings.memory_limit) as con,
-        store.interruptible(con),  # a stop cuts the statement; its transaction rolls back
-    ):
+    with _interruptible_db(settings) as con:
         summary = allocation_store.allocate(
             con, run_id=run_id, as_of=as_of, settings=settings, now=utcnow()
         )
@@ -278,10 +283,7 @@ def replenish_stage(
     """Replenishment advice per sku and location from this run's allocation (docs/replenishment.md)."""
     from backorders.adapters import replenish
 
-    with (
-        store.connect(settings.db, memory_limit=settings.memory_limit) as con,
-        store.interruptible(con),  # a stop cuts the statement; its transaction rolls back
-    ):
+    with _interruptible_db(settings) as con:
         summary = replenish.replenish(con, run_id=run_id, as_of=as_of, settings=settings)
     progress(
         f"replenish: {summary['below_reorder_point']} of {summary['rows']} sku/location(s) below "
