@@ -1,4 +1,4 @@
-"""The `backorders` command line: demo, run, status, explain, emails, serve, verify-audit."""
+"""The `backorders` command line: demo, run, status, explain, emails, kpis, replenish, serve, ..."""
 
 from __future__ import annotations
 
@@ -79,6 +79,22 @@ def _parser() -> argparse.ArgumentParser:
     k = sub.add_parser("kpis", help="fill rate, backorder aging, promise and supplier KPIs")
     k.add_argument("--db", type=Path)
     k.add_argument("--format", choices=("table", "json"), default="table")
+
+    rp = sub.add_parser(
+        "replenish",
+        help="replenishment advice per sku and location, as of the last committed run",
+    )
+    rp.add_argument("--db", type=Path)
+    rp.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="table: the suggested orders, with why (--all: every sku and location); json: "
+        "an array with one object per sku and location; csv: the same rows with a header",
+    )
+    rp.add_argument(
+        "--all", action="store_true", help="table: every sku and location, not only orders"
+    )
 
     v = sub.add_parser("verify-audit", help="check the audit log's hash chain")
     v.add_argument("--db", type=Path)
@@ -205,8 +221,8 @@ def _open_read_only(db: Path | None) -> tuple[Any, Any]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Print each line of an order: status, quantities, promised date, and why."""
-    _, con = _open_read_only(args.db)
+    """Print each line of an order: status, quantities, promised date, and why; its payment."""
+    settings, con = _open_read_only(args.db)
     rows = con.execute(
         "select line_no, sku, qty_ordered, qty_shipped, qty_allocated, qty_promised, "
         "qty_unpromised, promised_date, status, priority_rank, reason, run_id "
@@ -234,6 +250,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     ).fetchall()
     for kind, st, created, err in msgs:
         print(f"  email {kind}: {st} ({created:%Y-%m-%d %H:%M}) {err}")
+    from backorders.payment_stage import describe_order
+
+    for line in describe_order(con, settings, args.order_id):
+        print(line)
     return 0
 
 
@@ -253,7 +273,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
         what = f"{args.order_id} line {args.line_no}" if args.line_no else args.order_id
         print(f"backorders: {what}: no such open or recent line", file=sys.stderr)
         return 1
-    print("\n".join(text))
+    from backorders.payment_stage import describe_order
+
+    print("\n".join(text + describe_order(con, settings, args.order_id)))
     return 0
 
 
@@ -347,6 +369,28 @@ def cmd_kpis(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replenish(args: argparse.Namespace) -> int:
+    """Print the replenishment advice of the last committed run (docs/replenishment.md)."""
+    from backorders.adapters import replenish
+    from backorders.replenish_text import advice_csv, advice_json, advice_table
+
+    _, con = _open_read_only(args.db)
+    try:
+        run_id = replenish.latest_run(con)
+    except replenish.NoAdvice as exc:
+        print(f"backorders: {exc}", file=sys.stderr)
+        return 1
+    only_orders = args.format == "table" and not args.all
+    rows = replenish.advice_rows(con, run_id, only_orders=only_orders)
+    if args.format == "json":
+        print(advice_json(rows, run_id))
+    elif args.format == "csv":
+        sys.stdout.write(advice_csv(rows, run_id))
+    else:
+        print(advice_table(rows, run_id, total=replenish.advice_count(con, run_id)))
+    return 0
+
+
 def cmd_verify_audit(args: argparse.Namespace) -> int:
     """Check the audit log's hash chain; non-zero exit when it is broken."""
     from backorders.adapters import audit
@@ -421,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         "explain": cmd_explain,
         "emails": cmd_emails,
         "kpis": cmd_kpis,
+        "replenish": cmd_replenish,
         "verify-audit": cmd_verify_audit,
         "serve": cmd_serve,
         "accept-inventory": cmd_accept_inventory,

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import signal
 import threading
+from typing import Any
 
 _stop = threading.Event()
 _signum: int | None = None
 
 
 class Interrupted(RuntimeError):
-    """The run was asked to stop by a signal; what was committed stays."""
+    """The run was asked to stop by a signal; what was committed stays.
 
-    def __init__(self, signum: int) -> None:
+    `done` is the summary of the work the stopped stage finished, when it has one (the
+    send stage: what it queued and sent before the stop), for the run's record and events.
+    """
+
+    def __init__(self, signum: int, done: dict[str, Any] | None = None) -> None:
         self.signum = signum
+        self.done = done
         name = signal.Signals(signum).name if signum in iter(signal.Signals) else str(signum)
         super().__init__(f"interrupted by {name}")
 
@@ -46,10 +52,10 @@ def signum() -> int | None:
     return _signum
 
 
-def check() -> None:
-    """Raise Interrupted if a stop was asked for."""
+def check(done: dict[str, Any] | None = None) -> None:
+    """Raise Interrupted if a stop was asked for (with `done`: what the stage finished)."""
     if _stop.is_set():
-        raise Interrupted(_signum or signal.SIGTERM)
+        raise Interrupted(_signum or signal.SIGTERM, done)
 
 
 def wait(seconds: float) -> bool:

@@ -23,6 +23,9 @@ TOP_SKUS_KEY = "backorder-kpis-top-skus"
 VALIDATION_KEY = "backorder-validation"
 QUARANTINE_KEY = "backorder-quarantine"
 PROGRESS_KEY = "backorder-progress"
+REPLENISH_KEY = "backorder-replenishment"
+# the advice rows the replenishment artifact shows at most (the table has them all)
+REPLENISH_ROWS = 200
 # the keys the run summary links to, in the order it lists them, with what each holds
 LINKED = {
     KPIS_KEY: "KPIs: fill rate, promise accuracy",
@@ -31,6 +34,7 @@ LINKED = {
     TOP_SKUS_KEY: "top backordered skus",
     VALIDATION_KEY: "validation results per suite",
     QUARANTINE_KEY: "quarantined rows by feed and reason",
+    REPLENISH_KEY: "replenishment advice: what to order",
     PROGRESS_KEY: "progress of the run",
 }
 
@@ -45,6 +49,26 @@ def _num(v: Any) -> str:
     if isinstance(v, float) and v != int(v):
         return f"{v:,.2f}"
     return f"{int(v):,}"
+
+
+def ui_cell(value: Any) -> Any:
+    """A table cell as the Prefect UI should show it: it renders cells as markdown.
+
+    A cell of exactly "-" drew a list bullet and one starting with ">" a blockquote bar
+    (the aging bucket ">60"): write "none" and "over 60" instead; other values are kept.
+    """
+    if not isinstance(value, str):
+        return value
+    if value.strip() == "-":
+        return "none"
+    if m := re.fullmatch(r">\s*(\d[\d.,]*)(.*)", value):
+        return f"over {m.group(1)}{m.group(2)}"
+    return value
+
+
+def ui_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every cell of a table artifact through `ui_cell`."""
+    return [{k: ui_cell(v) for k, v in row.items()} for row in rows]
 
 
 def kpi_artifacts(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
@@ -124,6 +148,22 @@ def quarantine_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[st
     return [{"feed": f, "reason": r, "rows": n, "files": k} for f, r, n, k in rows]
 
 
+def replenishment_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
+    """The run's suggested orders, furthest below their reorder point first (at most 200)."""
+    rows = con.execute(
+        "select sku, location_id, position, reorder_point, safety_stock, suggested_qty, "
+        "supplier_id, lead_time_days, lead_time_source, reason from replenishment_advice "
+        "where run_id = $r and suggested_qty > 0 "
+        "order by position - reorder_point, sku, location_id limit $n",
+        {"r": run_id, "n": REPLENISH_ROWS},
+    ).fetchall()
+    names = (
+        "sku", "location_id", "position", "reorder_point", "safety_stock", "suggested_qty",
+        "supplier_id", "lead_time_days", "lead_time_source", "reason",
+    )  # fmt: skip
+    return [dict(zip(names, r, strict=True)) for r in rows]
+
+
 def links_markdown(ui_url: str | None) -> str:
     """The run summary's links to the other artifacts (Prefect UI's artifact-by-key page)."""
     lines = []
@@ -140,7 +180,9 @@ STAGE_SPAN = {
     "validate": (40.0, 55.0),
     "reconcile": (55.0, 65.0),
     "allocate": (65.0, 80.0),
+    "payments": (80.0, 80.0),  # captures and releases: few requests, a moment
     "communicate": (80.0, 99.0),
+    "replenish": (99.0, 99.5),  # one statement chain, seconds: a sliver of the bar
     "finish": (99.0, 100.0),
 }
 # the stages' progress lines that say how far they are: "[3/12] orders/x.csv: ...",

@@ -7,7 +7,8 @@ JSON-able summary. Prefect tasks (tasks/) wrap these; tests can call them direct
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from backorders.adapters import (
     outbox,
     store,
 )
+from backorders.report import counts_text
 from backorders.settings import Settings
 from expectations import FEED_SUITES, POST_ALLOCATION_SUITES
 
@@ -57,9 +59,15 @@ def send_failures(summary: dict[str, Any]) -> int:
     return int((summary.get("communicate") or {}).get("send_failures") or 0)
 
 
+def payment_failures(summary: dict[str, Any]) -> int:
+    """How many payment requests of the run failed, are in doubt or were left unsent."""
+    return int((summary.get("payments") or {}).get("payment_failures") or 0)
+
+
 def success_status(summary: dict[str, Any]) -> str:
-    """`succeeded`, or `succeeded_with_failures` when some sends failed."""
-    return "succeeded_with_failures" if send_failures(summary) > 0 else "succeeded"
+    """`succeeded`, or `succeeded_with_failures` when some sends (emails, payments) failed."""
+    failed = send_failures(summary) + payment_failures(summary)
+    return "succeeded_with_failures" if failed > 0 else "succeeded"
 
 
 def start_run(settings: Settings, run_id: str, as_of: datetime, flow_run_id: str | None) -> None:
@@ -215,14 +223,21 @@ def validate_stage(settings: Settings, run_id: str, progress: Progress) -> dict[
     return summary
 
 
+@contextmanager
+def _interruptible_db(settings: Settings) -> Iterator[Any]:
+    """The database for a heavy stage: a stop cuts the statement; its transaction rolls back."""
+    with (
+        store.connect(settings.db, memory_limit=settings.memory_limit) as con,
+        store.interruptible(con),
+    ):
+        yield con
+
+
 def reconcile_stage(
     settings: Settings, run_id: str, as_of: datetime, progress: Progress
 ) -> dict[str, Any]:
     """Book stock and supply lots; check the inventory equations."""
-    with (
-        store.connect(settings.db, memory_limit=settings.memory_limit) as con,
-        store.interruptible(con),  # a stop cuts the statement; its transaction rolls back
-    ):
+    with _interruptible_db(settings) as con:
         pos = allocation_store.reconcile(con, as_of=as_of, settings=settings)
         with store.transaction(con):
             suites = gx_runner.run_suites(
@@ -247,10 +262,7 @@ def allocate_stage(
     settings: Settings, run_id: str, as_of: datetime, progress: Progress
 ) -> dict[str, Any]:
     """Allocate, then check the results' equations (a failure blocks the emails)."""
-    with (
-        store.connect(settings.db, memory_limit=settings.memory_limit) as con,
-        store.interruptible(con),  # a stop cuts the statement; its transaction rolls back
-    ):
+    with _interruptible_db(settings) as con:
         summary = allocation_store.allocate(
             con, run_id=run_id, as_of=as_of, settings=settings, now=utcnow()
         )
@@ -261,7 +273,22 @@ def allocate_stage(
         raise GateClosed(
             f"allocation results fail their checks (suite {', '.join(failed)}); no email sent"
         )
-    progress(f"allocate: {summary['lines_by_status']}")
+    progress(f"allocate: lines by status: {counts_text(summary['lines_by_status'])}")
+    return summary
+
+
+def replenish_stage(
+    settings: Settings, run_id: str, as_of: datetime, progress: Progress
+) -> dict[str, Any]:
+    """Replenishment advice per sku and location from this run's allocation (docs/replenishment.md)."""
+    from backorders.adapters import replenish
+
+    with _interruptible_db(settings) as con:
+        summary = replenish.replenish(con, run_id=run_id, as_of=as_of, settings=settings)
+    progress(
+        f"replenish: {summary['below_reorder_point']} of {summary['rows']} sku/location(s) below "
+        f"their reorder point, {summary['suggested_units']} units suggested"
+    )
     return summary
 
 
@@ -286,7 +313,8 @@ def communicate_stage(
             policy=Policy(settings.delay_apology_days, settings.max_wait_days),
         )
         progress(
-            f"outbox: {q.queued} queued, {q.suppressed} suppressed {q.by_kind} in {q.emails} emails"
+            f"outbox: {q.queued} queued, {q.suppressed} suppressed (by kind: "
+            f"{counts_text(q.by_kind)}), in {q.emails} emails"
         )
         sent: dict[str, int] = {}
         failures, stopped = 0, None
@@ -306,9 +334,7 @@ def communicate_stage(
             )
             sent = asdict(r)
             failures, stopped = r.failures, r.stopped
-    # a stop request ended the send loop (in-flight requests recorded): the flow sees it
-    interrupt.check()
-    return {
+    summary: dict[str, Any] = {
         "queued": q.queued,
         "suppressed": q.suppressed,
         "by_kind": q.by_kind,
@@ -317,6 +343,19 @@ def communicate_stage(
         "send_failures": failures,  # failed, in doubt, or left unsent because sending stopped
         "send_stopped": stopped,  # why sending stopped early (never the key), or None
     }
+    # a stop request ended the send loop (in-flight requests recorded): the flow sees it,
+    # with what was queued and sent before the stop
+    interrupt.check(done=summary)
+    return summary
+
+
+def payments_stage(
+    settings: Settings, run_id: str, as_of: datetime, *, dry_run: bool, progress: Progress
+) -> dict[str, Any]:
+    """Queue the captures and releases the allocation deserves; send them unless dry-run."""
+    from backorders.payment_stage import payments_stage as stage
+
+    return stage(settings, run_id, as_of, dry_run=dry_run, progress=progress)
 
 
 def retryable_sends(settings: Settings) -> int:

@@ -31,6 +31,22 @@ def _delays(d: dict[str, Any]) -> str:
     )
 
 
+def counts_text(counts: dict[str, int]) -> str:
+    """Counts by name as words for a log line: "799 allocated, 4 partially allocated"."""
+    return ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items()) or "none"
+
+
+def _replenishment(r: dict[str, Any]) -> str:
+    """The replenish stage's headline: how many sku/locations to reorder, and how much."""
+    if not r:
+        return "-"
+    return (
+        f"{r.get('below_reorder_point', 0)} sku/location(s) below their reorder point "
+        f"({r.get('skus_to_order', 0)} skus), {r.get('suggested_units', 0)} units suggested "
+        f"at a {float(r.get('service_level', 0)):.0%} service level; read them: backorders replenish"
+    )
+
+
 def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline figures of a run as (label, value) pairs."""
     status = _get(s, "allocate", "lines_by_status", default={})
@@ -69,7 +85,40 @@ def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
             else f"{comm.get('queued', 0)} queued, {comm.get('suppressed', 0)} suppressed, "
             f"{(comm.get('sent') or {}).get('sent', 0)} sent" + _send_failures(comm),
         ),
+        ("replenishment", _replenishment(_get(s, "replenish", default={}))),
+        *_payment_lines(_get(s, "payments", default={})),
     ]
+
+
+def _payment_lines(p: dict[str, Any]) -> list[tuple[str, str]]:
+    """The payments stage's headline: captures queued and their total, what was sent, renewals."""
+    if not p:
+        return []
+    queued = (
+        f"{p.get('captures_queued', 0)} capture(s) queued, total "
+        f"{p.get('capture_total_text') or '0'}; {p.get('releases_queued', 0)} release(s)"
+    )
+    if p.get("dry_run"):
+        queued += " (recorded, none sent: dry run, or no STRIPE_API_KEY)"
+    else:
+        sent = p.get("sent") or {}
+        queued += f"; {sent.get('succeeded', 0)} done"
+        if p.get("payment_failures"):
+            queued += (
+                f", {p['payment_failures']} not done (failed {sent.get('failed', 0)}, in doubt "
+                f"{sent.get('unknown', 0)}, not sent {sent.get('not_sent', 0)})"
+            )
+        if p.get("payment_stopped"):
+            queued += f"; sending stopped: {p['payment_stopped']}"
+    n = p.get("reauthorize", 0)
+    shown = p.get("reauthorize_orders") or []
+    renew = (
+        f"{n} order(s) whose authorization expires before the promised date: ask the customer "
+        "to authorize again (" + ", ".join(shown) + (", …" if n > len(shown) else "") + ")"
+        if n
+        else "none"
+    )
+    return [("payments", queued), ("  to reauthorize", renew)]
 
 
 def _label(s: dict[str, Any]) -> str:

@@ -103,9 +103,28 @@ class Settings(BaseSettings):
     delay_apology_days: int | None = Field(default=14, ge=0)
     discount_code: str = "SORRY-FOR-THE-WAIT"
     max_wait_days: int | None = Field(default=90, ge=0)
+    # payments (docs/payments.md): captured when stock is there, through Stripe
+    stripe_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STRIPE_API_KEY", "BACKORDERS_STRIPE_API_KEY"),
+        repr=False,
+    )
+    stripe_api_base: str = Field(default="https://api.stripe.com", pattern=r"^https?://\S+$")
+    payments_multicapture: bool = False
+    payment_authorization_days: int = Field(default=7, ge=1, le=31)
+    payment_timeout_s: float = Field(default=20.0, gt=0)
+    payment_max_attempts: int = Field(default=5, ge=1)
+    payment_concurrency: int = Field(default=4, ge=1, le=32)
+    payment_retry_budget: int = Field(default=20, ge=1)
+    payment_lookup_after_h: float = Field(default=20.0, gt=0, le=24)
     # Prefect operations (docs/operations.md, "Supplier delays: events and the automatic rerun")
     supplier_delay_window_s: int = Field(default=120, ge=1, le=86400)
     notification_block: str = ""
+    # replenishment advice (docs/replenishment.md)
+    replenish_window_days: int = Field(default=90, ge=7, le=730)
+    replenish_service_level: float = Field(default=0.95, ge=0.5, le=0.9999)
+    replenish_cover_days: int = Field(default=30, ge=0, le=365)
+    replenish_keep_runs: int = Field(default=60, ge=1, le=100_000)
 
     @field_validator("priority_key")
     @classmethod
@@ -182,10 +201,21 @@ class Settings(BaseSettings):
             )
         return value.strip()
 
+    @property
+    def payments_enabled(self) -> bool:
+        """True when STRIPE_API_KEY is set: payment requests are sent, not only recorded."""
+        return self.stripe_key() is not None
+
+    def stripe_key(self) -> str | None:
+        """The Stripe secret key (read only where the sender is built), or None."""
+        key = self.stripe_api_key.get_secret_value() if self.stripe_api_key else ""
+        return key or None
+
     def public_dict(self) -> dict[str, Any]:
-        """Settings safe to log or show: the API key is reduced to whether it is set."""
-        d = self.model_dump(mode="json", exclude={"sendgrid_api_key"})
+        """Settings safe to log or show: the API keys are reduced to whether they are set."""
+        d = self.model_dump(mode="json", exclude={"sendgrid_api_key", "stripe_api_key"})
         d["sendgrid_api_key"] = "set" if self.sending_enabled else "not set"
+        d["stripe_api_key"] = "set" if self.payments_enabled else "not set"
         return d
 
 

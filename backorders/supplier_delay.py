@@ -91,6 +91,18 @@ def updates_from_events(found: list[Any]) -> tuple[list[dict[str, Any]], list[st
     return requests, sorted(own_runs)
 
 
+def window_text(supplier_id: str, found: int, outside: int, own_runs: list[str]) -> str:
+    """The rerun's log line on the delay events of its window: how many from outside, how
+    many our own ingest emitted (those runs re-promised already)."""
+    text = f"{found} delay event(s) of {supplier_id} in the window: {outside} from outside"
+    if found > outside:
+        text += (
+            f", {found - outside} from our own ingest (run(s) {', '.join(own_runs)}, "
+            "which re-promised already)"
+        )
+    return text
+
+
 def check_supplier(con: Any, supplier_id: str) -> None:
     """Raise UnknownSupplier unless some purchase order is the supplier's."""
     if store.scalar(

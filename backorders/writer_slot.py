@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from prefect import get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
@@ -44,6 +45,19 @@ def ensure_limit(name: str) -> None:
         client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
 
 
+def _say_if_taken(name: str, db: Path | str) -> None:
+    """Log that this run waits when the slot is taken: the UI shows a run doing nothing."""
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name(name)
+    if limit.active_slots >= limit.limit:
+        get_run_logger().info(
+            "waiting for the writer slot of %s (Prefect concurrency limit %s): another run "
+            "holds it; a run that was killed frees it when its lease runs out, %g s after "
+            "its last renewal (docs/operations.md, 'A killed run's writer slot')",
+            db, name, LEASE_S,
+        )  # fmt: skip
+
+
 @contextlib.contextmanager
 def one_writer(db: Path | str, *, wait_s: float) -> Iterator[str]:
     """Hold the database's writer slot for the block; WriterBusy after `wait_s` waiting."""
@@ -57,6 +71,7 @@ def one_writer(db: Path | str, *, wait_s: float) -> Iterator[str]:
         yield name
         return
     ensure_limit(name)
+    _say_if_taken(name, db)
     with contextlib.ExitStack() as stack:
         try:
             # strict: a limit deleted under us is an error, never a silent free pass

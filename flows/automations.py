@@ -42,9 +42,19 @@ def notification_automation(settings: Settings) -> Any:
 
     return Automation(
         name=NAME,
+        # the UI draws this trigger as "A custom trigger" and a DoNothing action as an
+        # empty box: the description says both
         description=(
-            "A backorders cycle run was blocked (a validation gate closed) or failed; "
-            "docs/operations.md, 'Supplier delays: events and the automatic rerun'."
+            "When: an event backorders.run.blocked (a validation gate closed) or "
+            "backorders.run.failed, at once for each. Then: "
+            + (
+                f"a notification to the block {settings.notification_block}."
+                if settings.notification_block
+                else "nothing is sent (no notification_block set: "
+                "BACKORDERS_NOTIFICATION_BLOCK=<block-type>/<name>); each firing is in "
+                "the Event Feed."
+            )
+            + " docs/operations.md, 'Notification on a blocked or failed run'."
         ),
         trigger=EventTrigger(
             expect={"backorders.run.blocked", "backorders.run.failed"},

@@ -24,7 +24,7 @@ def backorder_cycle(
     dry_run: bool = False,
     reason: str | None = None,
 ) -> State:
-    """Ingest, validate, reconcile, allocate and communicate once; end in a state with the summary."""
+    """Ingest, validate, reconcile, allocate, communicate, replenish once; end with the summary."""
     overrides = {k: v for k, v in {"landing": landing, "db": db}.items() if v is not None}
     settings = load_settings(**overrides)
     as_of = as_of or pipeline.utcnow()
@@ -65,12 +65,20 @@ def _cycle(
                 ("validate", lambda: cycle.validate(overrides, run_id, progress_id)),
                 ("reconcile", lambda: reconcile(overrides, run_id, as_of, progress_id)),
                 ("allocate", lambda: cycle.allocate(overrides, run_id, as_of, progress_id)),
+                (
+                    "payments",
+                    lambda: cycle.payments(overrides, run_id, as_of, dry_run, progress_id),
+                ),
                 ("communicate", lambda: communicate(overrides, run_id, dry_run, progress_id)),
+                # last: planning advice, read from the allocation; customer emails never wait on it
+                ("replenish", lambda: cycle.replenish(overrides, run_id, as_of, progress_id)),
             ):
                 interrupt.check()
                 summary[name] = stage()
             interrupt.check()
         except interrupt.Interrupted as exc:
+            if exc.done is not None:  # the stopped stage's own figures (emails sent so far)
+                summary[name] = exc.done
             message = f"{exc}: what was committed stays; run the same command again to go on"
             _finish(overrides, summary, "interrupted", message, progress_id)
             return Cancelled(message=message, data=summary)
@@ -79,16 +87,27 @@ def _cycle(
             _finish(overrides, summary, status, str(exc), progress_id)
             raise
         status = pipeline.success_status(summary)
-        message = (
-            f"{pipeline.send_failures(summary)} message(s) failed to send: see "
-            "`backorders emails --status failed`"
-            if status == "succeeded_with_failures"
-            else None
-        )
+        message = _failures_message(summary) if status == "succeeded_with_failures" else None
         _finish(overrides, summary, status, message, progress_id)
     return Completed(
         message=status.replace("_", " ") + (f": {message}" if message else ""), data=summary
     )
+
+
+def _failures_message(summary: dict[str, Any]) -> str:
+    """What did not go out in a run that succeeded with failures, and where to look."""
+    parts = []
+    if pipeline.send_failures(summary):
+        parts.append(
+            f"{pipeline.send_failures(summary)} message(s) failed to send: see "
+            "`backorders emails --status failed`"
+        )
+    if pipeline.payment_failures(summary):
+        parts.append(
+            f"{pipeline.payment_failures(summary)} payment request(s) failed, in doubt or not "
+            "sent: see table payment_requests (docs/payments.md)"
+        )
+    return "; ".join(parts)
 
 
 def _finish(
@@ -121,7 +140,7 @@ def _finish(
 
 def _stopped_at(summary: dict[str, Any]) -> float:
     """The progress of a run that stopped: the start of the first stage it did not finish."""
-    for stage in ("ingest", "validate", "reconcile", "allocate", "communicate"):
+    for stage in ("ingest", "validate", "reconcile", "allocate", "communicate", "replenish"):
         if stage not in summary:
             return ops_artifacts.STAGE_SPAN[stage][0]
     return ops_artifacts.STAGE_SPAN["finish"][0]

@@ -37,6 +37,14 @@ def supplier_delay_trigger(params: dict[str, str], window_s: int) -> Any:
 
     return DeploymentEventTrigger(
         name="supplier-delay-rerun on backorders.supplier.delayed",
+        # the UI draws any trigger on our own events as "A custom trigger": say what it does
+        description=(
+            f"When: an event {events.SUPPLIER_DELAYED} about a supplier (resource "
+            f"{events.SUPPLIER_PREFIX}<supplier_id>), from our ingest or from outside. "
+            "Then: run supplier-delay-rerun/supplier-delay for that supplier at once; its "
+            f"further events within {window_s} s start no other run (the rerun reads them "
+            "all). docs/operations.md, 'The automatic rerun'."
+        ),
         expect={events.SUPPLIER_DELAYED},
         match={"prefect.resource.id": events.SUPPLIER_PREFIX + "*"},
         for_each={"prefect.resource.id"},

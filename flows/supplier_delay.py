@@ -48,10 +48,7 @@ def supplier_delay_rerun(
         first, found = _events_of_window(event_id, settings.supplier_delay_window_s)
         requests, own_runs = sd.updates_from_events(found)
         tag = f"{first.occurred.astimezone(UTC):%Y%m%dT%H%M%SZ}-{str(first.id)[:8]}"
-        logger.info(
-            "%d delay event(s) of %s in the window: %d from outside, the others from run(s) %s",
-            len(found), sid, len(requests), ", ".join(own_runs) or "-",
-        )  # fmt: skip
+        logger.info(sd.window_text(sid, len(found), len(requests), own_runs))
         if not requests:
             message = (
                 f"nothing to rerun for {sid}: its delay events came from run(s) "

@@ -59,17 +59,18 @@ def stage_progress(stage: str, progress_id: str | None) -> Callable[[str], None]
 
 def _table(rows: list[dict[str, Any]], key: str, what: str, empty: dict[str, Any]) -> None:
     # an empty table draws nothing in the UI: one row that says so
-    create_table_artifact(rows or [empty], key=key, description=what)
+    create_table_artifact(oa.ui_rows(rows or [empty]), key=key, description=what)
 
 
 @task(name="publish-artifacts")
 def publish(overrides: dict[str, Any], run_id: str) -> list[str]:
-    """KPIs, validation results and quarantine of the run as table artifacts; their keys."""
+    """KPIs, validation, quarantine and replenishment of the run as table artifacts; their keys."""
     settings = load_settings(**overrides)
     with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
         kpis = oa.kpi_artifacts(con)
         validation = oa.validation_rows(con, run_id)
         quarantine = oa.quarantine_rows(con, run_id)
+        replenishment = oa.replenishment_rows(con, run_id)
     for key, rows in kpis.items():
         _table(rows, key, f"{oa.LINKED[key]} (run {run_id})", {"note": "none yet"})
     _table(
@@ -84,4 +85,11 @@ def publish(overrides: dict[str, Any], run_id: str) -> list[str]:
         f"rows quarantined by run {run_id}, by feed and reason",
         {"feed": "-", "reason": "nothing quarantined", "rows": 0, "files": 0},
     )
-    return [*kpis, oa.VALIDATION_KEY, oa.QUARANTINE_KEY]
+    _table(
+        replenishment,
+        oa.REPLENISH_KEY,
+        f"suggested orders of run {run_id}, furthest below the reorder point first "
+        f"(at most {oa.REPLENISH_ROWS}; all: backorders replenish)",
+        {"sku": "-", "reason": "no sku/location below its reorder point"},
+    )
+    return [*kpis, oa.VALIDATION_KEY, oa.QUARANTINE_KEY, oa.REPLENISH_KEY]

@@ -108,6 +108,34 @@ def allocate(
     )
 
 
+@task(name="replenish")
+def replenish(
+    overrides: dict[str, Any], run_id: str, as_of: datetime, progress_id: str | None = None
+) -> dict[str, Any]:
+    """Replenishment advice per sku and location: safety stock, reorder point, what to order."""
+    return pipeline.replenish_stage(
+        _settings(overrides), run_id, as_of, stage_progress("replenish", progress_id)
+    )
+
+
+@task(name="payments")
+def payments(
+    overrides: dict[str, Any],
+    run_id: str,
+    as_of: datetime,
+    dry_run: bool,
+    progress_id: str | None = None,
+) -> dict[str, Any]:
+    """Queue payment captures and releases (Stripe) and send them; flag lapsing authorizations."""
+    return pipeline.payments_stage(
+        _settings(overrides),
+        run_id,
+        as_of,
+        dry_run=dry_run,
+        progress=stage_progress("payments", progress_id),
+    )
+
+
 @task(name="communicate")
 def communicate(
     overrides: dict[str, Any], run_id: str, dry_run: bool, progress_id: str | None = None

@@ -18,5 +18,5 @@ import pytest
 @pytest.fixture(autouse=True)
 def _clean_settings_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
-        if name.startswith("BACKORDERS_") or name == "SENDGRID_API_KEY":
+        if name.startswith("BACKORDERS_") or name in ("SENDGRID_API_KEY", "STRIPE_API_KEY"):
             monkeypatch.delenv(name, raising=False)

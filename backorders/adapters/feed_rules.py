@@ -324,7 +324,8 @@ def bounds_sql(feed: Feed) -> str | None:
     """Rows of `_valid` with an implausible value: a reason per broken bound, or None.
 
     Every timestamp must lie between `$earliest` (the setting earliest_date) and
-    `$latest` (the run's as-of plus max_future_days); every number column with a
+    `$latest` (the run's as-of plus max_future_days; an expiry, Column.horizon_setting:
+    the as-of plus that setting's days); every number column with a
     `max_setting` must be at most that setting (bound as `$<setting>`). The values
     are typed here (the row rules passed), so every format is judged the same way.
     """
@@ -334,14 +335,24 @@ def bounds_sql(feed: Feed) -> str | None:
         v = _q(c.name)
         if c.type == "timestamp":
             shown = ts.format(v=v)
-            rules.append(
-                (
-                    f"{v} > $latest",
-                    f"'{c.name}: ' || {shown} || ' is later than the run''s as-of ' "
-                    f"|| {ts.format(v='$as_of::timestamptz')} || ' plus ' || $max_future_days "
-                    "|| ' day(s) (rule max_future_days): a typo or a wrong clock?'",
+            if c.horizon_setting is not None:
+                # an expiry lies ahead by nature: at most the setting's days after the as-of
+                rules.append(
+                    (
+                        f"{v} > $as_of::timestamptz + to_days(${c.horizon_setting}::integer)",
+                        f"'{c.name}: ' || {shown} || ' is more than ' || ${c.horizon_setting} "
+                        f"|| ' day(s) after the run''s as-of (rule {c.horizon_setting}): a typo?'",
+                    )
                 )
-            )
+            else:
+                rules.append(
+                    (
+                        f"{v} > $latest",
+                        f"'{c.name}: ' || {shown} || ' is later than the run''s as-of ' "
+                        f"|| {ts.format(v='$as_of::timestamptz')} || ' plus ' || $max_future_days "
+                        "|| ' day(s) (rule max_future_days): a typo or a wrong clock?'",
+                    )
+                )
             rules.append(
                 (
                     f"{v} < $earliest",

@@ -64,6 +64,12 @@ _SCHEMAS: dict[str, dict[str, str]] = {
         "priority": "int",
         "currency": "str",
         "updated_at": "ts",
+        # optional: a Stripe authorization on some recent orders (docs/payments.md)
+        "payment_provider": "str",
+        "payment_ref": "str",
+        "payment_amount": "int",
+        "payment_currency": "str",
+        "payment_expires_at": "ts",
     },
     "order_lines": {
         "order_id": "str",
@@ -291,6 +297,9 @@ class _Po:
     lines: list[_PoLine]
 
 
+_NO_PAYMENT: tuple[None, ...] = (None,) * 5  # an order without an authorization
+
+
 class _Gen:
     """Builds every feed's rows in memory; writing is separate."""
 
@@ -481,6 +490,7 @@ class _Gen:
             order.updated_at = max(ln.updated_at for ln in order.lines)
             self.orders_.append(order)
 
+        payments = self._authorizations()
         rows: list[Row] = [
             (
                 o.order_id,
@@ -491,6 +501,7 @@ class _Gen:
                 o.priority,
                 o.currency,
                 o.updated_at,
+                *payments.get(o.order_id, _NO_PAYMENT),
             )
             for o in self.orders_
         ]
@@ -506,9 +517,24 @@ class _Gen:
             0,
             self.currency[cid],
             now - rng.randint(_HOUR, 2 * _DAY),
+            *_NO_PAYMENT,
         )
         rows.insert(rng.randint(n // 2, n - 1), bad)
         return [_File("orders", f"orders_{self.stamp}.jsonl", rows, bad=1)]
+
+    def _authorizations(self) -> dict[str, tuple[Any, ...]]:
+        """Stripe authorizations (7 days, for the order's value) on 60 % of the open orders
+        placed in the last 8 days: some lapse before their promised date, a few have lapsed.
+        A stream of its own, so the other feeds stay as they were before payments."""
+        rng = self.rng("payments")
+        out: dict[str, tuple[Any, ...]] = {}
+        for o in self.orders_:
+            if o.status != "open" or o.placed_at < self.now - 8 * _DAY or rng.random() >= 0.6:
+                continue
+            value = sum(ln.qty * ln.price_cents for ln in o.lines if ln.status != "cancelled")
+            ref = f"pi_demo{o.order_id.removeprefix('SO-')}"
+            out[o.order_id] = ("stripe", ref, value, o.currency.lower(), o.placed_at + 7 * _DAY)
+        return out
 
     def order_lines(self) -> list[_File]:
         rng = self.rng("order_lines")

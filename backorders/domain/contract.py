@@ -22,6 +22,9 @@ class Column:
     # the setting that caps an int column (a larger value is quarantined as implausible);
     # every timestamp column is bounded by the run's as-of and earliest_date instead
     max_setting: str | None = None
+    # a timestamp that lies ahead by nature (an expiry): bounded by the run's as-of plus
+    # this many days (a setting) instead of max_future_days
+    horizon_setting: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Feed:
 
 
 C = Column
+# The payment providers an order's authorization may name (docs/payments.md).
+PAYMENT_PROVIDERS: tuple[str, ...] = ("stripe",)
 # The quantity of an order line, a PO line or a shipment: one rule for the three.
 QTY = C("qty", "int", required=True, min_value=0, min_exclusive=True, max_setting="max_quantity")
 
@@ -77,6 +82,14 @@ FEEDS: dict[str, Feed] = {
                 C("lead_time_days", "int", min_value=0, max_setting="max_eta_days"),
                 C("substitute_skus", "list"),
                 C("updated_at", "timestamp", required=True),
+                # optional (migration 030): the supplier's pack; orders are rounded up to it
+                C(
+                    "pack_size",
+                    "int",
+                    min_value=0,
+                    min_exclusive=True,
+                    max_setting="max_quantity",
+                ),
             ),
             key=("sku",),
             version="updated_at",
@@ -92,6 +105,13 @@ FEEDS: dict[str, Feed] = {
                 C("priority", "int", default="0"),
                 C("currency", "str", default="'USD'"),
                 C("updated_at", "timestamp", required=True),
+                # an optional payment authorization (docs/payments.md); the rules that
+                # tie them together are in sql/ingest/rules_orders.sql
+                C("payment_provider", "str", choices=PAYMENT_PROVIDERS),
+                C("payment_ref", "str"),
+                C("payment_amount", "int", min_value=0, min_exclusive=True),
+                C("payment_currency", "str"),
+                C("payment_expires_at", "timestamp", horizon_setting="max_eta_days"),
             ),
             key=("order_id",),
             version="updated_at",

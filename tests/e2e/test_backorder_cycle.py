@@ -38,7 +38,9 @@ def test_cycle_succeeds_and_reports_every_stage(
 ) -> None:
     _, db, summary = first_run
     assert summary["status"] == "succeeded"
-    assert set(summary) >= {"ingest", "validate", "reconcile", "allocate", "communicate"}
+    assert set(summary) >= {
+        "ingest", "validate", "reconcile", "allocate", "communicate", "replenish"
+    }  # fmt: skip
     assert summary["ingest"]["files"] == {"loaded": 10, "rejected": 1}
     assert 0.9 < summary["validate"]["inventory_accuracy"] < 1.0
     with _ro(db) as con:
@@ -190,6 +192,31 @@ def test_run_summary_artifact_is_published(first_run: tuple[Path, Path, dict[str
     assert art is not None
     assert "lines backordered" in str(art.data)
     assert "Audit chain head" in str(art.data)
+
+
+def test_replenish_stage_runs_in_the_cycle_and_its_headline_is_in_the_summary(
+    first_run: tuple[Path, Path, dict[str, Any]],
+) -> None:
+    from prefect.artifacts import Artifact
+
+    from backorders.report import summary_text
+
+    _, db, summary = first_run
+    r = summary["replenish"]
+    with _ro(db) as con:
+        stored = con.execute(
+            "select count(*), count(*) filter (where suggested_qty > 0), sum(suggested_qty), "
+            "count(distinct run_id), count(distinct sku) from replenishment_advice"
+        ).fetchone()
+        stocked = con.execute("select count(distinct sku) from stock").fetchone()
+    assert stored == (r["rows"], r["below_reorder_point"], r["suggested_units"], 1, stored[4])
+    assert stored[4] >= stocked[0] > 0  # every stocked sku is advised on
+    assert 0 < r["below_reorder_point"] < r["rows"] and r["suggested_units"] > 0
+    assert f"{r['below_reorder_point']} sku/location(s) below their reorder point" in summary_text(
+        summary
+    )
+    art = Artifact.get("backorder-replenishment")
+    assert art is not None and "suggested_qty" in str(art.data)
 
 
 def test_rerun_on_same_inputs_gives_identical_allocations_and_no_new_email(

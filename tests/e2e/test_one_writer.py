@@ -122,3 +122,31 @@ def test_a_run_that_waits_too_long_for_the_writer_slot_fails_with_a_readable_sta
     assert f"another backorders run is writing {db}" in str(state.message)
     assert "nothing was done" in str(state.message)
     assert not db.exists()  # it never touched the file
+
+
+def test_a_killed_runs_writer_slot_frees_itself_and_the_next_run_goes_on(
+    tmp_path: Path, shared_api: dict[str, str]
+) -> None:
+    import os
+    import signal
+
+    landing, db = tmp_path / "landing", tmp_path / "db.duckdb"
+    generate(landing, DemoSpec(seed=7))
+    url = f"{shared_api['PREFECT_API_URL']}/v2/concurrency_limits/{writer_slot.limit_name(db)}"
+    killed = cp.Running(_args(landing, db), shared_api)
+    killed.wait_for("[1/")  # it holds the writer slot (taken before the file is opened)
+    os.killpg(killed.proc.pid, signal.SIGKILL)  # no handler runs: the slot is not released
+    killed.wait(timeout=30)
+    assert httpx.get(url, timeout=30).json()["active_slots"] == 1
+
+    nxt = cp.Running(_args(landing, db), shared_api)
+    nxt.wait_for("waiting for the writer slot")  # it says why it does nothing yet
+    nxt.wait_for("[1/", timeout=300)  # the lease ran out: it goes on
+    code = nxt.wait(timeout=300)
+
+    assert code == 0, nxt.output[-3000:]
+    with duckdb.connect(str(db), read_only=True) as con:  # it recorded the killed one
+        runs = con.execute("select status, message from runs order by started_at").fetchall()
+    assert [s for s, _ in runs] == ["interrupted", "succeeded"], runs
+    assert "ended without recording an outcome" in runs[0][1]
+    assert httpx.get(url, timeout=30).json()["active_slots"] == 0

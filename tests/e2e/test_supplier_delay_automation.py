@@ -37,9 +37,10 @@ def _api(env: dict[str, str], path: str, body: dict[str, Any]) -> Any:
     return r.json()
 
 
-def _events(env: dict[str, str], name: str) -> list[dict[str, Any]]:
-    """Every event of that name, read back from the server's events API."""
-    body = {"filter": {"event": {"name": [name]}}, "limit": 50}
+def _events(env: dict[str, str], name: str | None = None) -> list[dict[str, Any]]:
+    """Every event of that name (every event: None), read back from the events API."""
+    # 50 a page at most (a larger limit is a 422)
+    body = {"filter": {"event": {"name": [name]}} if name else {}, "limit": 50}
     page = _api(env, "/events/filter", body)
     found = list(page["events"])
     while page.get("next_page"):
@@ -229,3 +230,52 @@ def test_a_blocked_run_emits_its_events_and_the_notification_automation_acts(
         env, "prefect.automation.action.executed", resource=f"prefect.automation.{automation.id}"
     )
     assert acted, "the notification automation did not act on the blocked run"
+
+
+def test_our_own_ingest_delay_events_start_reruns_that_end_with_nothing_to_rerun(
+    tmp_path: Path, prefect_api: dict[str, str]
+) -> None:
+    # a window long enough that each supplier's events surely fall into one bucket
+    env = {**prefect_api, "BACKORDERS_SUPPLIER_DELAY_WINDOW_S": "20"}
+    landing, db = tmp_path / "landing", tmp_path / "db.duckdb"
+    generate(landing, DemoSpec(seed=7))
+    serve = cp.Running(["serve", "--landing", str(landing), "--db", str(db)], env)
+    try:
+        _wait_for_deployments(env, 3)
+        serve.wait_for("serving")
+        cycle = cp.run(["run", "--landing", str(landing), "--db", str(db)], env, timeout=240)
+        assert cycle.returncode == 0, cycle.stderr[-3000:]
+        with duckdb.connect(str(db), read_only=True) as con:
+            run_id, summary = con.execute("select run_id, summary from runs").fetchone()
+        delays = json.loads(summary)["supplier_delays"]
+        assert delays["po_lines"] > 0, "the demo's supplier updates delayed no PO line"
+        own = {
+            e["id"] for e in _eventually(env, "backorders.supplier.delayed", delays["po_lines"])
+            if e["payload"].get("run_id") == run_id
+        }  # fmt: skip
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            ended = _api(
+                env,
+                "/flow_runs/filter",
+                {"flow_runs": {"state": {"type": {"any_": ["COMPLETED", "FAILED", "CRASHED"]}}}},
+            )
+            reruns = [r for r in ended if r["parameters"].get("event_id") in own]
+            if len(reruns) >= len(delays["suppliers"]):
+                break
+            time.sleep(1)
+    finally:
+        _stop(serve)
+
+    # the deployment trigger cannot tell our events from outside ones (docs/operations.md,
+    # "Our own delay events start reruns too"): one rerun per supplier, each ends at once
+    by_supplier = {r["parameters"]["supplier_id"].removeprefix("backorders.supplier."): r
+                   for r in reruns}  # fmt: skip
+    assert sorted(by_supplier) == delays["suppliers"] and len(reruns) == len(by_supplier)
+    for sid, r in by_supplier.items():
+        assert r["state"]["type"] == "COMPLETED", r["state"]
+        assert r["state"]["message"].startswith(
+            f"nothing to rerun for {sid}: its delay events came from run(s) {run_id}"
+        )
+    with duckdb.connect(str(db), read_only=True) as con:  # and none of them ran a cycle
+        assert con.execute("select count(*) from runs").fetchone() == (1,)

@@ -65,3 +65,17 @@ def test_sendgrid_api_key_variable_wins_over_the_secret_block(
     assert settings.sendgrid_key() == "SG.from-the-environment"
     assert settings.public_dict()["sendgrid_api_key"] == "set"
     assert "SG.from-the-environment" not in repr(settings)
+
+
+def test_table_cells_the_ui_would_draw_as_markdown_blocks_are_rewritten() -> None:
+    rows = [
+        {"bucket": ">60", "min_days": 61, "max_days": None, "failed_expectations": "-"},
+        {"bucket": "31-60", "min_days": 31, "max_days": 60, "failed_expectations": "a, b"},
+    ]
+
+    shown = oa.ui_rows(rows)
+
+    assert shown == [
+        {"bucket": "over 60", "min_days": 61, "max_days": None, "failed_expectations": "none"},
+        rows[1],
+    ]

@@ -31,6 +31,9 @@ CONTRACT: dict[str, list[str]] = {
     "orders": [
         "order_id", "customer_id", "placed_at", "status", "ship_complete", "priority",
         "currency", "updated_at",
+        # optional columns beyond v1 (docs/feeds.md, docs/payments.md)
+        "payment_provider", "payment_ref", "payment_amount", "payment_currency",
+        "payment_expires_at",
     ],
     "order_lines": ["order_id", "line_no", "sku", "qty", "unit_price", "status", "updated_at"],
     "stock": ["location_id", "sku", "on_hand", "as_of"],

@@ -1,0 +1,178 @@
+"""The local Stripe server is as strict as Stripe: amounts, states, idempotency, keys, limits.
+
+Through raw HTTP (to see Stripe's error shape and headers) and through the official
+`stripe` package (to see that what passes here is what the package sends).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stripe
+
+from backorders.devtools.stripe_server import FakeStripe
+
+pytestmark = pytest.mark.integration
+KEY = "sk_test_local_server_0123456789abcdef"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeStripe]:
+    with FakeStripe(api_key=KEY) as f:
+        yield f
+
+
+def post(
+    fake: FakeStripe,
+    path: str,
+    params: dict[str, Any],
+    *,
+    key: str | None = None,
+    idem: str | None = None,
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """A form-encoded POST as Stripe takes them: (status, JSON body, headers)."""
+    req = urllib.request.Request(
+        fake.url + path, data=urllib.parse.urlencode(params).encode(), method="POST"
+    )
+    req.add_header("Authorization", f"Bearer {key or KEY}")
+    if idem:
+        req.add_header("Idempotency-Key", idem)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read()), dict(resp.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read()), dict(exc.headers)
+
+
+def test_capture_above_capturable_is_refused_with_stripes_error_shape(fake: FakeStripe) -> None:
+    fake.add_intent("pi_a", 1000)
+    status, body, _ = post(fake, "/v1/payment_intents/pi_a/capture", {"amount_to_capture": 1001})
+    assert status == 400
+    assert body["error"]["type"] == "invalid_request_error"
+    assert body["error"]["code"] == "amount_too_large"
+    assert body["error"]["param"] == "amount_to_capture"
+    assert fake.intent("pi_a").status == "requires_capture"
+    for bad in ("10.5", "-1", "ten"):  # integers in the smallest unit only
+        status, body, _ = post(fake, "/v1/payment_intents/pi_a/capture", {"amount_to_capture": bad})
+        assert status == 400 and body["error"]["param"] == "amount_to_capture"
+
+
+def test_no_second_capture_without_multicapture_and_none_after_cancel(fake: FakeStripe) -> None:
+    fake.add_intent("pi_a", 1000)
+    fake.add_intent("pi_b", 1000)
+    assert post(fake, "/v1/payment_intents/pi_a/capture", {"amount_to_capture": 400})[0] == 200
+    pi = fake.intent("pi_a")
+    assert (pi.status, pi.amount_received, pi.amount_capturable) == ("succeeded", 400, 0)
+    status, body, _ = post(fake, "/v1/payment_intents/pi_a/capture", {"amount_to_capture": 100})
+    assert status == 400 and body["error"]["code"] == "payment_intent_unexpected_state"
+    status, body, _ = post(fake, "/v1/payment_intents/pi_a/capture", {"final_capture": "false"})
+    assert status == 400 and body["error"]["param"] == "final_capture"
+    assert post(fake, "/v1/payment_intents/pi_b/cancel", {})[0] == 200
+    status, body, _ = post(fake, "/v1/payment_intents/pi_b/capture", {})
+    assert status == 400 and body["error"]["code"] == "payment_intent_unexpected_state"
+
+
+def test_multicapture_keeps_the_rest_until_the_final_capture(fake: FakeStripe) -> None:
+    fake.add_intent("pi_m", 1000, multicapture=True)
+    path = "/v1/payment_intents/pi_m/capture"
+    assert post(fake, path, {"amount_to_capture": 300, "final_capture": "false"})[0] == 200
+    assert fake.intent("pi_m").status == "requires_capture"
+    assert fake.intent("pi_m").amount_capturable == 700
+    assert post(fake, path, {"amount_to_capture": 800, "final_capture": "false"})[0] == 400
+    assert post(fake, path, {"amount_to_capture": 200})[0] == 200  # final: the rest released
+    pi = fake.intent("pi_m")
+    assert (pi.status, pi.amount_received, pi.amount_capturable) == ("succeeded", 500, 0)
+    assert fake.captures() == {"pi_m": [300, 200]}
+
+
+def test_expired_authorization_is_canceled_and_cannot_be_captured() -> None:
+    now = [1_000_000.0]
+    with FakeStripe(api_key=KEY, clock=lambda: now[0]) as fake:
+        fake.add_intent("pi_e", 1000, capture_before=now[0] + 60)
+        now[0] += 61
+        status, body, _ = post(fake, "/v1/payment_intents/pi_e/capture", {})
+        assert status == 400 and body["error"]["code"] == "payment_intent_unexpected_state"
+        pi = fake.intent("pi_e")
+        assert (pi.status, pi.cancellation_reason, fake.captures()) == ("canceled", "automatic", {})
+
+
+def test_same_key_same_body_same_answer_other_body_idempotency_error(fake: FakeStripe) -> None:
+    fake.add_intent("pi_i", 1000)
+    path = "/v1/payment_intents/pi_i/capture"
+    first = post(fake, path, {"amount_to_capture": 500}, idem="k1")
+    again = post(fake, path, {"amount_to_capture": 500}, idem="k1")
+    assert first[0] == again[0] == 200 and first[1] == again[1]
+    assert again[2].get("Idempotent-Replayed") == "true"
+    assert fake.captures() == {"pi_i": [500]}  # carried out once
+    status, body, _ = post(fake, path, {"amount_to_capture": 400}, idem="k1")
+    assert status == 400 and body["error"]["type"] == "idempotency_error"
+    assert "same parameters" in body["error"]["message"]
+
+
+def test_bad_key_is_401_without_showing_the_key(fake: FakeStripe) -> None:
+    fake.add_intent("pi_k", 1000)
+    wrong = "sk_test_wrong_key_abcdefghijklmnop"
+    status, body, _ = post(fake, "/v1/payment_intents/pi_k/capture", {}, key=wrong)
+    assert status == 401 and wrong not in json.dumps(body)
+    assert fake.intent("pi_k").status == "requires_capture"
+
+
+def test_rate_limit_answers_429_rate_limit() -> None:
+    with FakeStripe(api_key=KEY, rate_limit_per_s=2, clock=lambda: 5.5) as fake:
+        fake.add_intent("pi_r", 1000)
+        answers = [post(fake, "/v1/payment_intents/pi_r", {})[0] for _ in range(3)]
+        status, body, _ = post(fake, "/v1/payment_intents/pi_r/cancel", {})
+    assert answers[2] == 429 and status == 429 and body["error"]["code"] == "rate_limit"
+
+
+def test_the_stripe_package_captures_through_the_server(fake: FakeStripe) -> None:
+    fake.add_intent("pi_p", 2500)
+    client = stripe.StripeClient(KEY, base_addresses={"api": fake.url}, max_network_retries=0)
+    pi = client.v1.payment_intents.capture(
+        "pi_p", {"amount_to_capture": 2000}, {"idempotency_key": "kp"}
+    )
+    assert (pi.status, pi.amount_received) == ("succeeded", 2000)
+    with pytest.raises(stripe.IdempotencyError):
+        client.v1.payment_intents.capture(
+            "pi_p", {"amount_to_capture": 1999}, {"idempotency_key": "kp"}
+        )
+    with pytest.raises(stripe.AuthenticationError):
+        stripe.StripeClient(
+            "sk_test_nope", base_addresses={"api": fake.url}
+        ).v1.payment_intents.retrieve("pi_p")
+
+
+def test_server_runs_as_a_process_and_reports_what_it_did(tmp_path: Path) -> None:
+    intents = tmp_path / "intents.json"
+    intents.write_text(json.dumps([{"id": "pi_x", "amount": 700, "currency": "eur"}]))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backorders.devtools.stripe_server",
+            "--key",
+            KEY,
+            "--intents",
+            str(intents),
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    url = proc.stdout.readline().strip()
+    client = stripe.StripeClient(KEY, base_addresses={"api": url}, max_network_retries=0)
+    assert client.v1.payment_intents.capture("pi_x").amount_received == 700
+    proc.terminate()
+    _, err = proc.communicate(timeout=30)
+    assert "captured 1 time(s) on 1 intent(s)" in err
