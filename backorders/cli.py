@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--db", type=Path, help="DuckDB file (default: BACKORDERS_DB)")
     r.add_argument("--as-of", type=_as_of, help="the run's 'now' (ISO 8601; default: now)")
     r.add_argument("--dry-run", action="store_true", help="render emails, send nothing")
+    r.add_argument(
+        "--full",
+        action="store_true",
+        help="reallocate every sku (default: only the skus whose inputs changed)",
+    )
 
     s = sub.add_parser("status", help="where each line of an order stands, and why")
     s.add_argument("order_id")
@@ -128,6 +133,7 @@ def _run_flow(
     *,
     dry_run: bool,
     memory_limit: str,
+    full: bool = False,
 ) -> int:
     """Run one cycle under the whole-cycle guard and our own temporary Prefect server."""
     from backorders import interrupt, lifecycle, pipeline, prefect_server
@@ -151,6 +157,7 @@ def _run_flow(
             db=str(db),
             as_of=as_of,
             dry_run=dry_run,
+            full=full,
             return_state=True,
         )
     if state.is_cancelled() or interrupt.requested():
@@ -203,6 +210,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.as_of,
         dry_run=args.dry_run,
         memory_limit=settings.memory_limit,
+        full=args.full,
     )
 
 

@@ -23,7 +23,7 @@ from backorders.adapters import (
     outbox,
     store,
 )
-from backorders.report import counts_text
+from backorders.report import counts_text, plan_text
 from backorders.settings import Settings
 from expectations import FEED_SUITES, POST_ALLOCATION_SUITES
 
@@ -234,11 +234,11 @@ def _interruptible_db(settings: Settings) -> Iterator[Any]:
 
 
 def reconcile_stage(
-    settings: Settings, run_id: str, as_of: datetime, progress: Progress
+    settings: Settings, run_id: str, as_of: datetime, progress: Progress, *, full: bool = False
 ) -> dict[str, Any]:
-    """Book stock and supply lots; check the inventory equations."""
+    """Book stock and supply lots (the changed skus', or all); check the inventory equations."""
     with _interruptible_db(settings) as con:
-        pos = allocation_store.reconcile(con, as_of=as_of, settings=settings)
+        pos = allocation_store.reconcile(con, as_of=as_of, settings=settings, full=full)
         with store.transaction(con):
             suites = gx_runner.run_suites(
                 con, ("mart_book_stock",), run_id, failure_rows=settings.mart_failure_rows
@@ -253,18 +253,23 @@ def reconcile_stage(
     progress(
         f"reconcile: usable stock {pos.usable_stock_units} units on {pos.skus_in_stock} skus "
         f"({pos.safety_units} held back as safety stock); incoming {pos.incoming_units} units on "
-        f"{pos.incoming_po_lines} open PO lines; {pos.overdue_po_lines} overdue PO lines"
+        f"{pos.incoming_po_lines} open PO lines; {pos.overdue_po_lines} overdue PO lines; "
+        + (
+            f"{pos.skus_rebuilt} sku(s) rebuilt (their inputs changed)"
+            if pos.supply_mode == "incremental"
+            else f"all skus rebuilt: {pos.supply_mode}"
+        )
     )
     return asdict(pos)
 
 
 def allocate_stage(
-    settings: Settings, run_id: str, as_of: datetime, progress: Progress
+    settings: Settings, run_id: str, as_of: datetime, progress: Progress, *, full: bool = False
 ) -> dict[str, Any]:
-    """Allocate, then check the results' equations (a failure blocks the emails)."""
+    """Allocate (the changed skus, or all), then check the results' equations (a failure blocks the emails)."""
     with _interruptible_db(settings) as con:
         summary = allocation_store.allocate(
-            con, run_id=run_id, as_of=as_of, settings=settings, now=utcnow()
+            con, run_id=run_id, as_of=as_of, settings=settings, now=utcnow(), full=full
         )
         with store.transaction(con):
             suites = gx_runner.run_suites(con, POST_ALLOCATION_SUITES, run_id)
@@ -273,6 +278,7 @@ def allocate_stage(
         raise GateClosed(
             f"allocation results fail their checks (suite {', '.join(failed)}); no email sent"
         )
+    progress(f"allocate: {plan_text(summary['plan'])}")
     progress(f"allocate: lines by status: {counts_text(summary['lines_by_status'])}")
     return summary
 

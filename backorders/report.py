@@ -47,6 +47,18 @@ def _replenishment(r: dict[str, Any]) -> str:
     )
 
 
+def plan_text(plan: dict[str, Any] | None) -> str:
+    """How the allocation went: incremental (skus reallocated, by trigger) or full, and why."""
+    if not plan:
+        return "-"
+    if plan.get("mode") == "incremental":
+        by = plan.get("by_trigger") or {}
+        return f"incremental, {plan.get('skus_reallocated', 0)} sku(s) reallocated" + (
+            f" ({counts_text(by)})" if any(by.values()) else " (no input changed)"
+        )
+    return f"full, {plan.get('skus_reallocated', 0)} sku(s): {plan.get('why')}"
+
+
 def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
     """The headline figures of a run as (label, value) pairs."""
     status = _get(s, "allocate", "lines_by_status", default={})
@@ -68,6 +80,7 @@ def summary_lines(s: dict[str, Any]) -> list[tuple[str, str]]:
             if acc is not None
             else "no recounted item in the stock basis",
         ),
+        ("allocation", plan_text(_get(s, "allocate", "plan", default=None))),
         ("lines backordered", str(backordered)),
         ("lines filled from stock", str(status.get("allocated", 0))),
         ("  partially from stock", str(status.get("partially_allocated", 0))),

@@ -23,8 +23,13 @@ def backorder_cycle(
     as_of: datetime | None = None,
     dry_run: bool = False,
     reason: str | None = None,
+    full: bool = False,
 ) -> State:
-    """Ingest, validate, reconcile, allocate, communicate, replenish once; end with the summary."""
+    """Ingest, validate, reconcile, allocate, communicate, replenish once; end with the summary.
+
+    Reconcile and allocate redo only the skus whose inputs changed since the last run,
+    unless `full` (or allocation_plan finds a reason for a full run: docs/allocation.md).
+    """
     overrides = {k: v for k, v in {"landing": landing, "db": db}.items() if v is not None}
     settings = load_settings(**overrides)
     as_of = as_of or pipeline.utcnow()
@@ -35,7 +40,7 @@ def backorder_cycle(
     # one writer per database through Prefect: a second run waits here (WriterBusy after
     # writer_wait_s), before it touches the file; the run lock below stays the last guard
     with writer_slot.one_writer(settings.db, wait_s=settings.writer_wait_s):
-        return _cycle(settings, overrides, summary, as_of, dry_run, progress_id)
+        return _cycle(settings, overrides, summary, as_of, dry_run, progress_id, full)
 
 
 def _cycle(
@@ -45,6 +50,7 @@ def _cycle(
     as_of: datetime,
     dry_run: bool,
     progress_id: str,
+    full: bool = False,
 ) -> State:
     """The stages under the stop signals and the whole-cycle guard."""
     run_id = summary["run_id"]
@@ -63,8 +69,8 @@ def _cycle(
                 ("ingest", lambda: ingest(overrides, run_id, as_of, progress_id)),
                 ("supplier_delays", lambda: event_tasks.supplier_delays(overrides, run_id)),
                 ("validate", lambda: cycle.validate(overrides, run_id, progress_id)),
-                ("reconcile", lambda: reconcile(overrides, run_id, as_of, progress_id)),
-                ("allocate", lambda: cycle.allocate(overrides, run_id, as_of, progress_id)),
+                ("reconcile", lambda: reconcile(overrides, run_id, as_of, progress_id, full)),
+                ("allocate", lambda: cycle.allocate(overrides, run_id, as_of, progress_id, full)),
                 (
                     "payments",
                     lambda: cycle.payments(overrides, run_id, as_of, dry_run, progress_id),

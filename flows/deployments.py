@@ -69,16 +69,20 @@ def build_deployments(*, landing: Path | None, db: Path | None, cron: str) -> li
         backorder_cycle.to_deployment(
             name="nightly",
             cron=cron,
-            parameters=params,
+            # the oracle once a night: every sku reallocated, whatever changed
+            parameters={**params, "full": True},
             tags=["backorders"],
-            description="Full backorder cycle every night.",
+            description="Full backorder cycle every night (every sku reallocated).",
         ),
         backorder_cycle.to_deployment(
             name="hourly-feeds",
             cron="15 * * * *",
             parameters=params,
             tags=["backorders"],
-            description="Pick up new feed files every hour and re-promise.",
+            description=(
+                "Pick up new feed files every hour and re-promise the skus they change "
+                "(incremental)."
+            ),
         ),
         supplier_delay_rerun.to_deployment(
             name="supplier-delay",

@@ -90,21 +90,29 @@ def validate(
 
 @task(name="reconcile")
 def reconcile(
-    overrides: dict[str, Any], run_id: str, as_of: datetime, progress_id: str | None = None
+    overrides: dict[str, Any],
+    run_id: str,
+    as_of: datetime,
+    progress_id: str | None = None,
+    full: bool = False,
 ) -> dict[str, Any]:
-    """Book stock, available to promise, incoming supply, ranked open demand."""
+    """Book stock, available to promise, incoming supply (the changed skus', or all)."""
     return pipeline.reconcile_stage(
-        _settings(overrides), run_id, as_of, stage_progress("reconcile", progress_id)
+        _settings(overrides), run_id, as_of, stage_progress("reconcile", progress_id), full=full
     )
 
 
 @task(name="allocate")
 def allocate(
-    overrides: dict[str, Any], run_id: str, as_of: datetime, progress_id: str | None = None
+    overrides: dict[str, Any],
+    run_id: str,
+    as_of: datetime,
+    progress_id: str | None = None,
+    full: bool = False,
 ) -> dict[str, Any]:
-    """Set-based allocation by priority; line_status, allocations, promise changes."""
+    """Set-based allocation by priority (the changed skus, or all); line_status, promises."""
     return pipeline.allocate_stage(
-        _settings(overrides), run_id, as_of, stage_progress("allocate", progress_id)
+        _settings(overrides), run_id, as_of, stage_progress("allocate", progress_id), full=full
     )
 
 

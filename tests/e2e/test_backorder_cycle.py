@@ -11,6 +11,7 @@ import pytest
 from backorders.adapters import audit
 from backorders.devtools.demo_data import DemoSpec, generate
 from backorders.devtools.sendgrid_server import FakeSendGrid
+from backorders.report import summary_lines
 from flows.backorder_cycle import backorder_cycle
 
 pytestmark = pytest.mark.e2e
@@ -219,30 +220,59 @@ def test_replenish_stage_runs_in_the_cycle_and_its_headline_is_in_the_summary(
     assert art is not None and "suggested_qty" in str(art.data)
 
 
-def test_rerun_on_same_inputs_gives_identical_allocations_and_no_new_email(
+def test_rerun_on_same_inputs_reallocates_nothing_and_gives_identical_allocations_and_no_email(
     tmp_path: Path,
 ) -> None:
     landing, db = tmp_path / "landing", tmp_path / "db.duckdb"
     generate(landing, SPEC)
     first = _run(landing, db, dry_run=True)
     second = _run(landing, db, dry_run=True)
-    assert second["ingest"]["files"] == {"duplicate": 11}
-    assert second["communicate"]["queued"] == second["communicate"]["suppressed"] == 0
+    assert first["allocate"]["plan"]["mode"] == "full"
+    # the first run allocated lines: with keep_committed they are served first from now
+    # on, an input that changed, so the second run redoes their skus (and the skus that
+    # share a ship-complete order with them), and nothing else
+    plan = second["allocate"]["plan"]
+    assert plan["by_trigger"]["committed"] > 0
+    assert {t for t, n in plan["by_trigger"].items() if n} <= {"committed", "ship_complete"}
+    # nothing changed since: the incremental path redoes no sku (docs/allocation.md)
+    third = _run(landing, db, dry_run=True)
+    plan = third["allocate"]["plan"]
+    assert (plan["mode"], plan["skus_reallocated"]) == ("incremental", 0), plan
+    assert not any(plan["by_trigger"].values())
+    assert (third["reconcile"]["supply_mode"], third["reconcile"]["skus_rebuilt"]) == (
+        "incremental",
+        0,
+    )
+    assert ("allocation", "incremental, 0 sku(s) reallocated (no input changed)") in (
+        summary_lines(third)
+    )
+    for rerun in (second, third):
+        assert rerun["ingest"]["files"] == {"duplicate": 11}
+        assert rerun["communicate"]["queued"] == rerun["communicate"]["suppressed"] == 0
+    # --full: every sku again, the same results
+    fourth = _run(landing, db, dry_run=True, full=True)
+    assert fourth["allocate"]["plan"]["why"] == "requested (--full)"
+    assert fourth["allocate"]["plan"]["skus_reallocated"] > 0
+    assert fourth["reconcile"]["supply_mode"] == "requested (--full)"
+    assert {k: v for k, v in fourth["allocate"].items() if k != "plan"} == {
+        k: v for k, v in third["allocate"].items() if k != "plan"
+    }
     with _ro(db) as con:
-        diff = con.execute(
-            """
-            (select * exclude (run_id) from allocations where run_id = $a
-             except all select * exclude (run_id) from allocations where run_id = $b)
-            union all
-            (select * exclude (run_id) from allocations where run_id = $b
-             except all select * exclude (run_id) from allocations where run_id = $a)
-            """,
-            {"a": first["run_id"], "b": second["run_id"]},
-        ).fetchall()
-        changes = con.execute(
-            "select count(*) from promise_changes where run_id = $b", {"b": second["run_id"]}
-        ).fetchone()[0]
-    assert diff == [] and changes == 0
+        for rerun in (second, third, fourth):
+            diff = con.execute(
+                """
+                (select * exclude (run_id) from allocations where run_id = $a
+                 except all select * exclude (run_id) from allocations where run_id = $b)
+                union all
+                (select * exclude (run_id) from allocations where run_id = $b
+                 except all select * exclude (run_id) from allocations where run_id = $a)
+                """,
+                {"a": first["run_id"], "b": rerun["run_id"]},
+            ).fetchall()
+            changes = con.execute(
+                "select count(*) from promise_changes where run_id = $b", {"b": rerun["run_id"]}
+            ).fetchone()[0]
+            assert diff == [] and changes == 0, rerun["run_id"]
 
 
 def test_emails_go_out_once_through_a_local_sendgrid(
