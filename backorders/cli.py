@@ -177,6 +177,7 @@ def _run_flow(
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Generate demo feeds (deterministic) and run one cycle on them."""
+    from backorders.devtools import demo_stripe
     from backorders.devtools.demo_data import DemoSpec, generate
     from backorders.settings import load_settings
 
@@ -187,13 +188,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(
         f"demo feeds: {len(manifest.files)} files in {landing} (seed {spec.seed}, scale {spec.scale})"
     )
-    return _run_flow(
-        landing,
-        args.dir / "backorders.duckdb",
-        spec.as_of,
-        dry_run=True,
-        memory_limit=settings.memory_limit,
-    )
+    # payments go to a local Stripe server at the demo's clock (never a real one); emails
+    # are recorded and not sent: the demo's environment has no SendGrid key
+    with demo_stripe.local_stripe(spec.as_of, manifest.authorizations) as stripe:
+        code = _run_flow(
+            landing,
+            args.dir / "backorders.duckdb",
+            spec.as_of,
+            dry_run=False,
+            memory_limit=settings.memory_limit,
+        )
+    print(f"{'local Stripe server':<24} {demo_stripe.headline(stripe)}")
+    return code
 
 
 def cmd_run(args: argparse.Namespace) -> int:

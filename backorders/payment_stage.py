@@ -7,9 +7,10 @@ run, the requests are recorded as previews and nothing is sent.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -55,7 +56,7 @@ def payments_stage(
                 con,
                 sender or make_stripe_sender(settings),
                 run_id=run_id,
-                now=lambda: datetime.now(UTC),
+                now=_clock(settings, as_of),
                 concurrency=settings.payment_concurrency,
                 retry_budget=settings.payment_retry_budget,
                 lookup_after_s=settings.payment_lookup_after_h * 3600,
@@ -81,6 +82,14 @@ def payments_stage(
         "reauthorize": len(flagged),
         "reauthorize_orders": [f["order_id"] for f in flagged[:FLAGGED_SHOWN]],
     }
+
+
+def _clock(settings: Settings, as_of: datetime) -> Callable[[], datetime]:
+    """The send pass's clock: the wall clock, or the run's as-of running on (the demo's)."""
+    if settings.payment_clock == "wall":
+        return lambda: datetime.now(UTC)
+    started = time.monotonic()
+    return lambda: as_of + timedelta(seconds=time.monotonic() - started)
 
 
 def authorizations(

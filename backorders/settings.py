@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     payment_concurrency: int = Field(default=4, ge=1, le=32)
     payment_retry_budget: int = Field(default=20, ge=1)
     payment_lookup_after_h: float = Field(default=20.0, gt=0, le=24)
+    # the clock the send pass judges an authorization's expiry by: the wall clock (Stripe's),
+    # or the run's as-of plus the time since the stage began: `backorders demo` only, whose
+    # fixed as-of and local Stripe server live in the past of the wall clock
+    payment_clock: Literal["wall", "as_of"] = "wall"
     # Prefect operations (docs/operations.md, "Supplier delays: events and the automatic rerun")
     supplier_delay_window_s: int = Field(default=120, ge=1, le=86400)
     notification_block: str = ""

@@ -92,6 +92,58 @@ def append(
     return n
 
 
+def append_staged(
+    con: duckdb.DuckDBPyConnection, run_id: str | None, *, logged_at: datetime
+) -> int:
+    """Append the rows of temp table audit_staged to the chain, set-based; return how many.
+
+    audit_staged holds (ord numbered 1..n, event, entity, entity_id, details as JSON), as
+    a statement under sql/ builds it; sql/audit/staged_canonical.sql builds the text each
+    hash covers, so Python only folds the chain (one sha256 a row, which no set-based
+    statement can do: each hash takes the one before it). The rows are those `append`
+    would write for the same events, and `verify` checks them the same way.
+    """
+    from backorders.adapters import store  # local: store imports nothing from here
+
+    n, dense = con.execute(
+        "select count(*), count(*) = coalesce(max(ord), 0) and count(distinct ord) = count(*) "
+        "from audit_staged"
+    ).fetchone() or (0, True)
+    if not dense:
+        raise ValueError("audit_staged.ord must number its rows 1..n")
+    if n:
+        last = con.execute("select seq, hash from audit_log order by seq desc limit 1").fetchone()
+        last_seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+        at = _ts(logged_at.astimezone(UTC))
+        rows = store.run(
+            con,
+            "audit/staged_canonical",
+            {
+                "last_seq": last_seq,
+                "logged_at_json": json.dumps(at),
+                "run_id_json": json.dumps(run_id, ensure_ascii=False),
+            },
+        ).fetchall()
+        ords, prevs, hashes = [], [], []
+        for ord_, canonical, fields in rows:
+            text = canonical or _canonical(last_seq + ord_, at, run_id, *fields)
+            h = _row_hash(prev, text)
+            ords.append(ord_)
+            prevs.append(prev)
+            hashes.append(h)
+            prev = h
+        chain = pa.table({"ord": ords, "prev_hash": prevs, "hash": hashes})  # noqa: F841
+        con.execute(
+            "insert into audit_log (seq, logged_at, run_id, event, entity, entity_id, details, "
+            "prev_hash, hash) select $last_seq + s.ord, $at::timestamptz, $run_id, s.event, "
+            "s.entity, s.entity_id, s.details, c.prev_hash, c.hash "
+            "from audit_staged as s join chain as c using (ord) order by s.ord",
+            {"last_seq": last_seq, "at": at, "run_id": run_id},
+        )
+    con.execute("drop table audit_staged")
+    return int(n)
+
+
 def verify(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Recompute the chain; return one message per broken, missing or edited row (empty = intact)."""
     problems: list[str] = []

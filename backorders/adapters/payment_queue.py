@@ -5,7 +5,8 @@ backorders.domain.payments.decide): each request's idempotency key is determinis
 a rerun, a retry or a crash can only find the row already there; the candidates are
 derived from line_status against what payment_requests already asked, so a run that
 dies after allocating and before queueing leaves the same candidates for the next run.
-Every queued request gets its own audit row (`payment_queued`).
+Every queued request gets its own audit row (`payment_queued`), built by
+sql/payments/queued_audit.sql and chained by audit.append_staged.
 """
 
 from __future__ import annotations
@@ -60,11 +61,11 @@ def queue_requests(
                 "three_decimal": list(THREE_DECIMAL),
             },
         )
-        rows = con.execute(
-            "select request_key, order_id, kind, amount, currency, final_capture, payment_ref "
-            "from payment_new order by order_id, request_key"
+        counts = con.execute(
+            "select kind, currency, count(*), coalesce(sum(amount), 0) from payment_new "
+            "group by all order by all"
         ).fetchall()
-        if rows:
+        if counts:
             con.execute(
                 "insert into payment_requests (request_key, order_id, customer_id, provider, "
                 "payment_ref, kind, amount, captured_before, currency, final_capture, "
@@ -75,23 +76,14 @@ def queue_requests(
                 "from payment_new",
                 {"run": run_id, "now": now},
             )
-        events = []
-        for key, order_id, kind, amount, currency, final, ref in rows:
+            # one audit row per request, staged in SQL and chained set-based
+            store.run(con, "payments/queued_audit", {"event": QUEUED_EVENT})
+            audit.append_staged(con, run_id, logged_at=now)
+        for kind, currency, n, amount in counts:
             if kind == "capture":
-                result.captures += 1
+                result.captures += n
                 result.capture_total[currency] = result.capture_total.get(currency, 0) + amount
             else:
-                result.releases += 1
-            details = {
-                "request_key": key,
-                "kind": kind,
-                "amount": amount,
-                "currency": currency,
-                "final_capture": final,
-                "payment_ref": ref,
-                "preview": dry_run,
-            }
-            events.append(audit.AuditEvent(QUEUED_EVENT, "order", order_id, details))
-        audit.append(con, run_id, events, logged_at=now)
+                result.releases += n
         con.execute("drop table if exists payment_new")
     return result

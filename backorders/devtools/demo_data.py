@@ -228,6 +228,9 @@ class DemoManifest:
     rows: dict[str, int]
     bad_rows: dict[str, int]
     bad_files: list[Path]
+    # the orders' Stripe authorizations: (payment_ref, amount in the smallest unit,
+    # currency, expires_at as epoch seconds), for a local Stripe server to hold
+    authorizations: list[tuple[str, int, str, int]] = field(default_factory=list)
 
 
 Row = tuple[Any, ...]
@@ -308,6 +311,7 @@ class _Gen:
         self.now = int(spec.as_of.timestamp())
         self.today = spec.as_of.astimezone(UTC).date()
         self.stamp = self.today.isoformat()
+        self.authorizations: dict[str, tuple[Any, ...]] = {}  # by order, once orders are built
 
     def rng(self, stream: str) -> random.Random:
         """A random stream of its own per feed (str seeds hash with SHA-512: stable)."""
@@ -490,7 +494,7 @@ class _Gen:
             order.updated_at = max(ln.updated_at for ln in order.lines)
             self.orders_.append(order)
 
-        payments = self._authorizations()
+        payments = self.authorizations = self._authorizations()
         rows: list[Row] = [
             (
                 o.order_id,
@@ -1003,4 +1007,5 @@ def generate(landing: Path, spec: DemoSpec = DemoSpec()) -> DemoManifest:
             continue
         rows[f.feed] += len(f.rows)
         bad_rows[f.feed] += f.bad
-    return DemoManifest(sorted(written), rows, bad_rows, sorted(bad_files))
+    auths = sorted((a[1], a[2], a[3], a[4]) for a in gen.authorizations.values())
+    return DemoManifest(sorted(written), rows, bad_rows, sorted(bad_files), auths)

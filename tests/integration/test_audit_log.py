@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -137,3 +138,56 @@ def test_edited_queued_message_is_detected_through_its_digest(tmp_path: Path, ed
     assert audit.verify(c) == []
     c.execute(edit)
     assert any("messages queued by run r1" in p for p in audit.verify(c))
+
+
+# ids as a feed may carry them: quotes, backslashes, non-ASCII, emoji, control characters
+# (DuckDB and Python escape some of those differently: the chain must not notice)
+_AWKWARD = ["O1", 'q"uote\\back/slash', "ünïcödé", "emoji 😀", "ctl\x0b\x1f\x01", "nl\n\t\r"]
+
+
+def _stage(con: duckdb.DuckDBPyConnection, events: list[audit.AuditEvent]) -> None:
+    """Stage these events in audit_staged, their details as `append` writes them."""
+    con.execute(
+        "create or replace temp table audit_staged (ord int, event varchar, entity varchar, "
+        "entity_id varchar, details json)"
+    )
+    for i, ev in enumerate(events, start=1):
+        text = json.dumps(ev.details, sort_keys=True, separators=(",", ":"), default=str)
+        con.execute(
+            "insert into audit_staged values (?, ?, ?, ?, ?::json)",
+            [i, ev.event, ev.entity, ev.entity_id, text],
+        )
+
+
+def test_staged_rows_are_the_rows_append_writes(tmp_path: Path) -> None:
+    """append_staged writes, byte for byte, the rows and hashes append writes for the same events."""
+    events = [
+        audit.AuditEvent("payment_queued", "order", eid, {"payment_ref": eid, "n": i})
+        for i, eid in enumerate(_AWKWARD * 2)
+    ]
+    tables = []
+    for name, staged in (("python", False), ("sql", True)):
+        c = store.connect(tmp_path / f"{name}.duckdb")
+        with store.transaction(c):
+            audit.append(c, "r0", [audit.AuditEvent("e0", "thing", "0", {})], logged_at=AT)
+        with store.transaction(c):
+            if staged:
+                _stage(c, events)
+                assert audit.append_staged(c, "rün 1", logged_at=AT) == len(events)
+            else:
+                audit.append(c, "rün 1", events, logged_at=AT)
+        assert audit.verify(c) == []
+        tables.append(
+            c.execute("select *, details::varchar from audit_log order by seq").fetchall()
+        )
+        c.close()
+    assert tables[0] == tables[1]
+    assert len(tables[1]) == len(events) + 1
+
+
+def test_staging_nothing_appends_nothing(con: duckdb.DuckDBPyConnection) -> None:
+    with store.transaction(con):
+        _stage(con, [])
+        assert audit.append_staged(con, "r2", logged_at=AT) == 0
+    assert con.execute("select max(seq) from audit_log").fetchone() == (5,)
+    assert audit.verify(con) == []

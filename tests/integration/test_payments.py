@@ -7,6 +7,7 @@ package to `FakeStripe`, which is as strict as Stripe about amounts, states and 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -321,6 +322,22 @@ def test_every_request_has_its_audit_rows(
     assert {e[1] for e in events} == {"O1"} and [e[3] for e in events] == ["2000"] * 2 + [
         "1550"
     ] * 2
+    # the queued rows' details, written set-based, read as audit.append writes them
+    queued = [
+        r[0]
+        for r in con.execute(
+            "select details::varchar from audit_log where event = 'payment_queued' order by seq"
+        ).fetchall()
+    ]
+    assert queued == [
+        json.dumps(
+            {k: x[k] for k in ("amount", "currency", "final_capture", "kind", "payment_ref")}
+            | {"preview": False, "request_key": x["request_key"]},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+        for x in w.requests(con)
+    ]
 
 
 def test_status_explain_and_summary_flag_an_authorization_lapsing_before_the_promise(

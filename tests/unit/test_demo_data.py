@@ -421,3 +421,18 @@ def test_scale_grows_the_data_linearly(tmp_path: Path) -> None:
 
     assert manifest.rows["customers"] == 801 and manifest.rows["products"] == 240
     assert manifest.rows["orders"] == 3001
+
+
+@pytest.mark.unit
+def test_manifest_lists_the_orders_authorizations_mostly_valid_at_as_of(landing: Landing) -> None:
+    """What the demo's local Stripe server holds: the orders feed's, some lapsed by the as-of."""
+    in_feed = {
+        (r["payment_ref"], int(r["payment_amount"]), r["payment_currency"])
+        for r in landing.rows["orders"]
+        if r.get("payment_ref")
+    }
+    listed = landing.manifest.authorizations
+    assert {(ref, amount, cur) for ref, amount, cur, _ in listed} == in_feed
+    now = AS_OF.timestamp()
+    lapsed = [a for a in listed if a[3] <= now]
+    assert lapsed and len(lapsed) < len(listed) / 4
