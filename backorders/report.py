@@ -52,9 +52,9 @@ def plan_text(plan: dict[str, Any] | None) -> str:
     if not plan:
         return "-"
     if plan.get("mode") == "incremental":
-        by = plan.get("by_trigger") or {}
+        by = {k: n for k, n in (plan.get("by_trigger") or {}).items() if n}
         return f"incremental, {plan.get('skus_reallocated', 0)} sku(s) reallocated" + (
-            f" ({counts_text(by)})" if any(by.values()) else " (no input changed)"
+            f" ({counts_text(by)})" if by else " (no input changed)"
         )
     return f"full, {plan.get('skus_reallocated', 0)} sku(s): {plan.get('why')}"
 

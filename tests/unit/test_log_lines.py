@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backorders import supplier_delay as sd
-from backorders.report import counts_text
+from backorders.report import counts_text, plan_text
 
 pytestmark = pytest.mark.unit
 
@@ -30,3 +30,18 @@ def test_the_rerun_says_how_many_delay_events_came_from_outside_and_from_our_ing
     assert own_only.endswith(
         "0 from outside, 2 from our own ingest (run(s) R1, R2, which re-promised already)"
     )
+
+
+def test_the_allocation_line_names_the_triggers_that_fired_and_why_a_run_was_full() -> None:
+    incremental = {
+        "mode": "incremental",
+        "skus_reallocated": 12,
+        "by_trigger": {"order_lines": 0, "orders": 7, "supply": 5},
+    }
+    nothing = {"mode": "incremental", "skus_reallocated": 0, "by_trigger": {"orders": 0}}
+    full = {"mode": "full", "skus_reallocated": 120, "why": "requested (--full)"}
+
+    assert plan_text(incremental) == "incremental, 12 sku(s) reallocated (7 orders, 5 supply)"
+    assert plan_text(nothing) == "incremental, 0 sku(s) reallocated (no input changed)"
+    assert plan_text(full) == "full, 120 sku(s): requested (--full)"
+    assert plan_text(None) == "-"
