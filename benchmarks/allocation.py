@@ -9,7 +9,10 @@ then the same allocation done line by line with a query per line on 10,000 lines
 (the classic ERP pattern), and optionally the whole Prefect flow on the same data
 written as Parquet feeds (--cycle), a stripped allocation that does less than the
 real one, a lower bound for it on this machine (--floor, see floor_steps), and the ops
-rerun after a supplier is late (--rerun). Prints one JSON line. Not a test: figures only.
+rerun after a supplier is late (--rerun), or the hourly rerun after a fraction F of the
+skus changed (--changed-skus F: a settling run first, then the change and the default
+incremental run; rerun_seconds and its ratio to the first run's alloc_seconds).
+Prints one JSON line. Not a test: figures only.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import os
 import resource
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 
@@ -276,6 +279,115 @@ def rerun(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, objec
     }
 
 
+# the share of the changed skus that get each kind of change (by a hash of the sku)
+_CHANGES = ("supplier delay", "new order", "shipment")
+
+
+def change_skus(con: duckdb.DuckDBPyConnection, fraction: float, *, now: datetime) -> int:
+    """Change the inputs of about `fraction` of the skus, a third each: a supplier 7 days
+    late on its PO lines, a new one-line order, a shipment of one unit of an open line.
+
+    Rows are written with their keys, as the feeds' MERGE writes them (no hand-inserted
+    rows for the allocation's key check to number). Returns the number of skus changed.
+    """
+    c = con
+    c.execute(
+        "create or replace temp table _changed as select sku, sku_key, "
+        "hash(sku, 'kind') % 3 as kind from products "
+        "where hash(sku, 'changed') % 1000000 < $f * 1000000",
+        {"f": fraction},
+    )
+    c.execute(
+        "insert into supplier_updates (supplier_id, po_id, line_no, expected_at, "
+        "qty_confirmed, reason, reported_at, source_sha256) "
+        "select po.supplier_id, po.po_id, po.line_no, po.expected_at + 7, null, 'bench: late', "
+        "$now::timestamptz - interval 10 minute, 'bench' from purchase_orders as po "
+        "join _changed as k using (sku) where k.kind = 0 and po.status = 'open'",
+        {"now": now},
+    )
+    c.execute(
+        "create or replace temp table _new as select k.sku, k.sku_key, "
+        "row_number() over (order by k.sku) as n from _changed as k where k.kind = 1"
+    )
+    c.execute(
+        "insert into orders (order_id, customer_id, placed_at, status, ship_complete, priority, "
+        "currency, updated_at, source_sha256, order_key, customer_key) "
+        "select 'BENCH-' || n, cu.customer_id, $now::timestamptz - interval 20 minute, 'open', "
+        "false, 0, 'USD', $now::timestamptz - interval 20 minute, 'bench', "
+        "(select max(order_key) from orders) + n, cu.customer_key "
+        "from _new join customers as cu on cu.customer_id = 'C' || (n % 1000)",
+        {"now": now},
+    )
+    c.execute(
+        "insert into order_lines (order_id, line_no, sku, qty, unit_price, status, updated_at, "
+        "source_sha256, line_key, order_key, sku_key) "
+        "select o.order_id, 1, x.sku, 2, 25.00, 'open', o.updated_at, 'bench', "
+        "(select max(line_key) from order_lines) + x.n, o.order_key, x.sku_key "
+        "from _new as x join orders as o on o.order_id = 'BENCH-' || x.n"
+    )
+    c.execute(
+        "insert into shipments select 'BENCH-SH-' || ol.line_key, ol.order_id, ol.line_no, "
+        "ol.sku, 1, 'WH-1', $now::timestamptz - interval 15 minute, 'bench' "
+        "from (select sku, min(line_key) as line_key from order_lines "
+        "where status = 'open' and sku in (select sku from _changed where kind = 2) "
+        "group by sku) as f join order_lines as ol using (line_key)",
+        {"now": now},
+    )
+    changed = int(store.scalar(c, "select count(*) from _changed") or 0)
+    c.execute("drop table _changed")
+    c.execute("drop table _new")
+    return changed
+
+
+def timed_run(
+    con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str, *, now: datetime
+) -> dict[str, object]:
+    """Reconcile and allocate as the pipeline's default (incremental) run: seconds and plan."""
+    t = time.perf_counter()
+    position = allocation_store.reconcile(con, as_of=now, settings=settings)
+    reconcile_s = time.perf_counter() - t
+    steps: dict[str, float] = {}
+    summary = allocation_store.allocate(
+        con, run_id=run_id, as_of=now, settings=settings, now=now, timings=steps
+    )
+    plan = summary["plan"]
+    return {
+        "seconds": round(time.perf_counter() - t, 2),
+        "reconcile_seconds": round(reconcile_s, 2),
+        "skus_rebuilt_by_reconcile": position.skus_rebuilt,
+        "mode": plan["mode"],
+        "why": plan["why"],
+        "skus_reallocated": plan["skus_reallocated"],
+        "by_trigger": {k: n for k, n in plan["by_trigger"].items() if n},
+        "promise_changes": summary["promise_changes"],
+        "steps": steps,
+    }
+
+
+def changed_rerun(
+    con: duckdb.DuckDBPyConnection, settings: Settings, fraction: float, alloc_s: float
+) -> dict[str, object]:
+    """The hourly rerun: settle once, change `fraction` of the skus, rerun; figures."""
+    # With keep_committed the run after the first redoes the skus whose allocated lines
+    # the first run changed (here: nearly all, so a full run): measured apart, not as F.
+    settle = timed_run(con, settings, "bench-settle", now=AS_OF + timedelta(minutes=30))
+    rerun_at = AS_OF + timedelta(hours=1)
+    t = time.perf_counter()
+    changed = change_skus(con, fraction, now=rerun_at) if fraction else 0
+    change_s = time.perf_counter() - t
+    rerun = timed_run(con, settings, "bench-rerun", now=rerun_at)
+    seconds = float(rerun.pop("seconds"))  # type: ignore[arg-type]
+    return {
+        "changed_skus_fraction": fraction,
+        "skus_changed": changed,
+        "change_seconds": round(change_s, 2),
+        "settle": settle,
+        "rerun_seconds": seconds,
+        "rerun_ratio_to_alloc": round(seconds / alloc_s, 3),
+        "rerun": rerun,
+    }
+
+
 def write_feeds(con: duckdb.DuckDBPyConnection, landing: Path) -> None:
     """Write the generated tables as Parquet feeds of a landing zone."""
     for feed, cols in {
@@ -315,8 +427,19 @@ def main() -> None:
         action="store_true",
         help="then time the ops rerun: every tenth PO line 14 days late, allocate again",
     )
+    ap.add_argument(
+        "--changed-skus",
+        type=float,
+        metavar="F",
+        help="then time the hourly rerun: a settling run, the inputs of a fraction F of the "
+        "skus changed (supplier delays, new orders, shipments), the default incremental run",
+    )
     ap.add_argument("--dir", type=Path, help="work folder (default: a temp folder)")
     args = ap.parse_args()
+    if args.rerun and args.changed_skus is not None:
+        ap.error("--rerun and --changed-skus change the same data: take one")
+    if args.changed_skus is not None and not 0 <= args.changed_skus <= 1:
+        ap.error("--changed-skus: a fraction from 0 to 1")
 
     work = args.dir or Path(tempfile.mkdtemp(prefix="bench-alloc-"))
     settings = load_settings(db=work / "bench.duckdb", landing=work / "landing")
@@ -350,6 +473,8 @@ def main() -> None:
     # last: the floor compares with the first run's results, the loop ran on its supply
     rerun_result = rerun(con, settings) if args.rerun else {}
     alloc_s = reconcile_s + allocate_s
+    if args.changed_skus is not None:
+        rerun_result = changed_rerun(con, settings, args.changed_skus, alloc_s)
     result: dict[str, object] = {
         "lines": args.lines,
         "skus": args.skus,

@@ -2,7 +2,8 @@
 
 Figures are not asserted (the machines are shared and noisy); what each benchmark
 checks or counts is: the stripped allocation of `--floor` must give every line the
-real allocation's shares, the late supplier of `--rerun` must move promises, the bad
+real allocation's shares, the late supplier of `--rerun` must move promises, the
+rerun of `--changed-skus` must redo the changed skus only (none when nothing changed), the bad
 rows of the ingest benchmark must be quarantined, every message must be sent.
 """
 
@@ -56,6 +57,32 @@ def test_allocation_benchmark_floor_matches_the_allocation_and_rerun_moves_promi
     changes = out["rerun_promise_changes"]
     assert sum(changes.values()) > 0 and set(changes) <= CHANGE_KINDS
     assert changes.get("later", 0) > 0
+
+
+@pytest.mark.parametrize("fraction", ["0", "0.1"])
+def test_allocation_benchmark_changed_skus_reruns_only_the_changed_ones(
+    tmp_path: Path, fraction: str
+) -> None:
+    (out,) = _bench(
+        "allocation.py",
+        *("--lines", "3000", "--skus", "200", "--loop-lines", "0", "--changed-skus", fraction),
+        *("--dir", str(tmp_path / "work")),
+        tmp_path=tmp_path,
+    )
+    rerun = out["rerun"]
+    # the settling run redoes the skus the first run committed; the rerun is incremental
+    assert out["settle"]["by_trigger"].get("committed", 0) > 0
+    assert rerun["mode"] == "incremental"
+    assert out["rerun_seconds"] > 0 and out["rerun_ratio_to_alloc"] > 0
+    if fraction == "0":
+        assert out["skus_changed"] == 0
+        assert rerun["skus_reallocated"] == 0 and rerun["promise_changes"] == {}
+    else:
+        # about 20 skus changed: each is redone (a shipment's or a delay's through its supply)
+        assert 5 <= out["skus_changed"] <= 40
+        assert rerun["skus_reallocated"] >= out["skus_changed"]
+        assert set(rerun["by_trigger"]) <= {"supply", "order_lines", "committed"}
+        assert sum(rerun["promise_changes"].values()) > 0
 
 
 def test_ingest_benchmark_quarantines_the_bad_rows_and_validates(tmp_path: Path) -> None:
