@@ -88,10 +88,10 @@ def test_deployments_register_with_schedules_and_a_supplier_rerun(tmp_path: Path
         got = {client.read_deployment(i).name: client.read_deployment(i) for i in ids}
     assert set(got) == {"nightly", "hourly-feeds", "supplier-delay"}
     assert got["nightly"].schedules[0].schedule.cron == "0 3 * * *"
-    assert got["nightly"].parameters == {
-        "landing": str(tmp_path / "l"),
-        "db": str(tmp_path / "d.duckdb"),
-    }
+    where = {"landing": str(tmp_path / "l"), "db": str(tmp_path / "d.duckdb")}
+    # the nightly run is a full allocation (the oracle); the hourly one is incremental
+    assert got["nightly"].parameters == {**where, "full": True}
+    assert got["hourly-feeds"].parameters == where
     rerun_params = got["supplier-delay"].parameter_openapi_schema["properties"]
     assert (
         "supplier_id" in rerun_params

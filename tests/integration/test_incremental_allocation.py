@@ -533,10 +533,7 @@ def test_a_price_change_on_one_line_reranks_its_order_on_the_other_skus(
     assert holder == [("r0", "O2"), ("r1", "O1")]
 
 
-@hsettings(max_examples=50, **_EXAMPLE_SETTINGS)
-@_witness_examples
-@given(world=worlds(), s=configs(), s2=configs(), sequence=st.lists(steps, min_size=1, max_size=8))
-def test_incremental_runs_give_exactly_the_tables_full_runs_give(
+def _equivalence(
     template: Path,
     monkeypatch: pytest.MonkeyPatch,
     world: World,
@@ -548,6 +545,43 @@ def test_incremental_runs_give_exactly_the_tables_full_runs_give(
     monkeypatch.setattr(allocation_plan, "FULL_RUN_SHARE", 1.1)
     modes = check_sequence(template, world, s, s2, sequence)
     event(f"incremental runs: {min(modes.count('incremental'), 3)}+")
+
+
+_SEQUENCES = {
+    "world": worlds(),
+    "s": configs(),
+    "s2": configs(),
+    "sequence": st.lists(steps, min_size=1, max_size=8),
+}
+
+
+# 25 random examples (about 45 s) in the default suite, 300 in the slow one
+@hsettings(max_examples=25, **_EXAMPLE_SETTINGS)
+@_witness_examples
+@given(**_SEQUENCES)
+def test_incremental_runs_give_exactly_the_tables_full_runs_give(
+    template: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    world: World,
+    s: Settings,
+    s2: Settings,
+    sequence: list[Step],
+) -> None:
+    _equivalence(template, monkeypatch, world, s, s2, sequence)
+
+
+@pytest.mark.slow
+@hsettings(max_examples=300, **_EXAMPLE_SETTINGS)
+@given(**_SEQUENCES)
+def test_incremental_runs_give_exactly_the_tables_full_runs_give_over_300_examples(
+    template: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    world: World,
+    s: Settings,
+    s2: Settings,
+    sequence: list[Step],
+) -> None:
+    _equivalence(template, monkeypatch, world, s, s2, sequence)
 
 
 @pytest.mark.parametrize("dropped", allocation_plan.TRIGGERS)
@@ -571,9 +605,7 @@ def test_dropping_any_one_trigger_makes_some_incremental_run_differ_from_the_ful
         phases=[Phase.explicit, Phase.generate],
     )
     @_witness_examples
-    @given(
-        world=worlds(), s=configs(), s2=configs(), sequence=st.lists(steps, min_size=1, max_size=8)
-    )
+    @given(**_SEQUENCES)
     def search(world: World, s: Settings, s2: Settings, sequence: list[Step]) -> None:
         check_sequence(template, world, s, s2, sequence)
 
