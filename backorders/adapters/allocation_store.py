@@ -254,13 +254,26 @@ def _write_full(
     # into a twin of the table (same columns and constraints), compared with the old
     # one, then swapped in: no 10M-row temporary copy in memory, no 10M-row delete.
     _create_twin(con, "line_results", "line_results_next")
-    _line_status(con, "line_results_next", as_of=as_of, settings=settings, incremental=False)
-    _promise_changes(con, "line_results_next", run_id=run_id)
-    allocation_plan.record_committed(
-        con, "line_results", "line_results_next", full=True, keep=settings.keep_committed
-    )
+    _new_results(con, "line_results_next", run_id=run_id, as_of=as_of, settings=settings, full=True)
     con.execute("drop table line_results")
     con.execute("alter table line_results_next rename to line_results")
+
+
+def _new_results(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    *,
+    run_id: str,
+    as_of: datetime,
+    settings: Settings,
+    full: bool,
+) -> None:
+    """Line results into `table`, compared with line_results: promise changes, committed skus."""
+    _line_status(con, table, as_of=as_of, settings=settings, incremental=not full)
+    _promise_changes(con, table, run_id=run_id)
+    allocation_plan.record_committed(
+        con, "line_results", table, full=full, keep=settings.keep_committed
+    )
 
 
 def _write_incremental(
@@ -278,11 +291,7 @@ def _write_incremental(
     )
     _insert_allocation_rows(con, run_no=run_no, settings=settings)
     con.execute("create or replace temp table _results_new as from line_results limit 0")
-    _line_status(con, "_results_new", as_of=as_of, settings=settings, incremental=True)
-    _promise_changes(con, "_results_new", run_id=run_id)
-    allocation_plan.record_committed(
-        con, "line_results", "_results_new", full=False, keep=settings.keep_committed
-    )
+    _new_results(con, "_results_new", run_id=run_id, as_of=as_of, settings=settings, full=False)
     con.execute("delete from line_results where sku_key in (select sku_key from _dirty)")
     con.execute("insert into line_results from _results_new")
     con.execute("drop table _results_new")

@@ -459,16 +459,10 @@ def _witness_world() -> World:
          "location_id": "L1", "expected_at": AS_OF.date() + timedelta(days=5), "status": "open",
          "updated_at": at, "received_at": None}
     ]  # fmt: skip
-    return {
-        "customers": customers,
-        "products": products,
-        "orders": orders,
-        "order_lines": order_lines,
-        "stock": stock,
-        "purchase_orders": purchase_orders,
-        "supplier_updates": [],
-        "shipments": [],
-    }
+    world: World = {table: [] for table in FEED_TABLES}
+    world.update(customers=customers, products=products, orders=orders)
+    world.update(order_lines=order_lines, stock=stock, purchase_orders=purchase_orders)
+    return world
 
 
 def _policy(*key: str, keep: bool = False) -> Settings:
@@ -533,20 +527,6 @@ def test_a_price_change_on_one_line_reranks_its_order_on_the_other_skus(
     assert holder == [("r0", "O2"), ("r1", "O1")]
 
 
-def _equivalence(
-    template: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    world: World,
-    s: Settings,
-    s2: Settings,
-    sequence: list[Step],
-) -> None:
-    # the small worlds have a few skus: any change is over 30 % of them
-    monkeypatch.setattr(allocation_plan, "FULL_RUN_SHARE", 1.1)
-    modes = check_sequence(template, world, s, s2, sequence)
-    event(f"incremental runs: {min(modes.count('incremental'), 3)}+")
-
-
 _SEQUENCES = {
     "world": worlds(),
     "s": configs(),
@@ -555,33 +535,32 @@ _SEQUENCES = {
 }
 
 
+def _property_test(examples: int, *, witnesses: bool) -> Any:
+    """The equivalence test over `examples` random sequences (and the witnesses first)."""
+
+    @hsettings(max_examples=examples, **_EXAMPLE_SETTINGS)
+    @given(**_SEQUENCES)
+    def test(
+        template: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        world: World,
+        s: Settings,
+        s2: Settings,
+        sequence: list[Step],
+    ) -> None:
+        # the small worlds have a few skus: any change is over 30 % of them
+        monkeypatch.setattr(allocation_plan, "FULL_RUN_SHARE", 1.1)
+        modes = check_sequence(template, world, s, s2, sequence)
+        event(f"incremental runs: {min(modes.count('incremental'), 3)}+")
+
+    return _witness_examples(test) if witnesses else test
+
+
 # 25 random examples (about 45 s) in the default suite, 300 in the slow one
-@hsettings(max_examples=25, **_EXAMPLE_SETTINGS)
-@_witness_examples
-@given(**_SEQUENCES)
-def test_incremental_runs_give_exactly_the_tables_full_runs_give(
-    template: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    world: World,
-    s: Settings,
-    s2: Settings,
-    sequence: list[Step],
-) -> None:
-    _equivalence(template, monkeypatch, world, s, s2, sequence)
-
-
-@pytest.mark.slow
-@hsettings(max_examples=300, **_EXAMPLE_SETTINGS)
-@given(**_SEQUENCES)
-def test_incremental_runs_give_exactly_the_tables_full_runs_give_over_300_examples(
-    template: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    world: World,
-    s: Settings,
-    s2: Settings,
-    sequence: list[Step],
-) -> None:
-    _equivalence(template, monkeypatch, world, s, s2, sequence)
+test_incremental_runs_give_exactly_the_tables_full_runs_give = _property_test(25, witnesses=True)
+test_incremental_runs_give_exactly_the_tables_full_runs_give_over_300_examples = pytest.mark.slow(
+    _property_test(300, witnesses=False)
+)
 
 
 @pytest.mark.parametrize("dropped", allocation_plan.TRIGGERS)
