@@ -25,8 +25,13 @@ from backorders.settings import Settings
 SUPPLY_SOURCES = ("stock", "purchase_orders", "supplier_updates", "shipments", "products")
 # per-sku-key fingerprints of the allocation's own inputs (sql/allocate/inputs/<name>.sql)
 ALLOC_SOURCES = ("order_lines",)
-# order-grain triggers: an order's facts or its value changed -> the skus of its lines
-ORDER_TRIGGERS = ("orders", "order_value")
+# order-grain triggers: an order's facts, its customer's tier or its value changed ->
+# the skus of its lines
+ORDER_TRIGGERS = ("orders", "customers", "order_value")
+# orders are compared by buckets of 2**10 consecutive keys first (sums of their
+# fingerprints), then one by one in the buckets that differ: a 5M-order join is not
+# paid for a few new or changed orders
+_BUCKET_BITS = 10
 # carried from one step to the next: the skus reconcile rewrote ("supply"), and the
 # skus whose committed lines (allocated last run, served first: keep_committed) changed
 CARRIED = ("supply", "committed")
@@ -215,6 +220,9 @@ def plan_allocation(
     con.execute(
         "create or replace temp table _fp_orders as " + store.sql("allocate/inputs/orders"), params
     )
+    con.execute(
+        "create or replace temp table _fp_customers as " + store.sql("allocate/inputs/customers")
+    )
     with_value = "order_value" in settings.priority_key
     why = _full_reason(con, as_of=as_of, settings=settings, full=full, unlinked=unlinked)
     plan = Plan(full=True, why=why) if why else _dirty_skus(con, with_value=with_value)
@@ -235,7 +243,8 @@ def plan_allocation(
     _set_state(con, **state)
     _store_line_keys(con)
     con.execute("delete from alloc_dirty where reason in ('supply', 'supply_all')")
-    for t in ("_fp_lines", "_fp_orders", "_lines_changed", "_orders_changed", "_value_new", "_sc"):
+    scratch = ("_fp_lines", "_fp_orders", "_fp_customers", "_lines_changed", "_orders_changed")
+    for t in (*scratch, "_value_new", "_sc"):
         con.execute(f"drop table if exists {t}")
     return plan
 
@@ -257,6 +266,8 @@ def _store_all(con: duckdb.DuckDBPyConnection, *, with_value: bool) -> None:
         f"insert into alloc_fp_order select f.order_key, f.fp, {value} from _fp_orders as f {join}"
     )
     _set_state(con, orders_total=store.scalar(con, "select sum(fp::hugeint) from _fp_orders"))
+    con.execute("delete from alloc_fp_customer")
+    con.execute("insert into alloc_fp_customer select customer_key, fp from _fp_customers")
 
 
 def _dirty_skus(con: duckdb.DuckDBPyConnection, *, with_value: bool) -> Plan:
@@ -299,6 +310,7 @@ def _dirty_skus(con: duckdb.DuckDBPyConnection, *, with_value: bool) -> Plan:
     if _on("committed"):
         add("committed", "select sku_key from alloc_dirty where reason = 'committed'")
     _orders(con, add)
+    _customers(con, add)
     if with_value:
         _order_values(con, add)
     if _on("ship_complete"):
@@ -315,12 +327,22 @@ def _orders(con: duckdb.DuckDBPyConnection, add: _Add) -> None:
     # one sum over all orders first: an unchanged total spares the 5M-row comparison
     if str(total) == _state(con).get("orders_total"):
         return
+    bucket = f"order_key >> {_BUCKET_BITS}"
+    sums = f"select {bucket} as b, sum(fp::hugeint) as s from {{t}} group by b"
+    con.execute(
+        "create or replace temp table _buckets as select coalesce(n.b, o.b) as b "
+        f"from ({sums.format(t='_fp_orders')}) as n "
+        f"full join ({sums.format(t='alloc_fp_order')}) as o using (b) "
+        "where n.s is distinct from o.s"
+    )
     con.execute(
         "create or replace temp table _orders_changed as "
-        "select coalesce(n.order_key, o.order_key) as order_key, n.fp from _fp_orders as n "
-        "full join alloc_fp_order as o on o.order_key = n.order_key "
-        "where n.fp is distinct from o.fp"
+        "select coalesce(n.order_key, o.order_key) as order_key, n.fp "
+        f"from (from _fp_orders where {bucket} in (select b from _buckets)) as n "
+        f"full join (from alloc_fp_order where {bucket} in (select b from _buckets)) as o "
+        "on o.order_key = n.order_key where n.fp is distinct from o.fp"
     )
+    con.execute("drop table _buckets")
     if _on("orders"):
         add(
             "orders",
@@ -340,6 +362,34 @@ def _orders(con: duckdb.DuckDBPyConnection, add: _Add) -> None:
         "anti join alloc_fp_order as o using (order_key) where c.fp is not null"
     )
     _set_state(con, orders_total=total)
+
+
+def _customers(con: duckdb.DuckDBPyConnection, add: _Add) -> None:
+    """Customers whose tier changed: the skus of their orders' lines."""
+    con.execute(
+        "create or replace temp table _customers_changed as "
+        "select coalesce(n.customer_key, o.customer_key) as customer_key, n.fp "
+        "from _fp_customers as n full join alloc_fp_customer as o using (customer_key) "
+        "where n.fp is distinct from o.fp"
+    )
+    if not _count(con, "_customers_changed"):
+        con.execute("drop table _customers_changed")
+        return
+    if _on("customers"):
+        add(
+            "customers",
+            "select ol.sku_key from order_lines as ol join orders as o using (order_key) "
+            "where o.customer_key in (select customer_key from _customers_changed)",
+        )
+    con.execute(
+        "delete from alloc_fp_customer "
+        "where customer_key in (select customer_key from _customers_changed)"
+    )
+    con.execute(
+        "insert into alloc_fp_customer select customer_key, fp from _customers_changed "
+        "where fp is not null"
+    )
+    con.execute("drop table _customers_changed")
 
 
 def _order_values(con: duckdb.DuckDBPyConnection, add: _Add) -> None:

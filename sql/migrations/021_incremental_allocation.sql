@@ -14,7 +14,7 @@
 --   sums), so the audited decisions digest of an incremental run is the previous run's
 --   minus the replaced rows plus the new ones, not a pass over millions of rows.
 -- * The fingerprints of the inputs per sku and per order as of the last run
---   (alloc_fp_sku, alloc_fp_order), and the run's scalar facts (alloc_state).
+--   (alloc_fp_sku, alloc_fp_order, alloc_fp_customer), and the run's scalar facts (alloc_state).
 alter table line_results add column sku_key bigint;
 update line_results set sku_key = ol.sku_key
 from order_lines as ol
@@ -50,6 +50,12 @@ create table alloc_fp_order (
     order_key bigint not null,
     fp ubigint not null,
     order_value decimal(38, 2)
+);
+
+-- per customer: the fingerprint of what the priority reads of it (its tier)
+create table alloc_fp_customer (
+    customer_key bigint not null,
+    fp ubigint not null
 );
 
 -- the skus reconcile rewrote since the last allocation (their supply lots changed),

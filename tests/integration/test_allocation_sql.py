@@ -47,6 +47,7 @@ OUTPUT_TABLES = (
     # rows they fingerprint, else the next example's run compares against another world
     "alloc_fp_sku",
     "alloc_fp_order",
+    "alloc_fp_customer",
     "alloc_dirty",
     "alloc_state",
 )

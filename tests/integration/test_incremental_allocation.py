@@ -471,6 +471,7 @@ def _policy(*key: str, keep: bool = False) -> Settings:
 
 BY_VALUE = _policy("order_priority", "order_value", "placed_at")
 BY_RANK = _policy("order_priority", "placed_at")
+BY_TIER = _policy("customer_tier", "placed_at")
 # Hand-made sequences, one or more per trigger, that the random search may take long to
 # find (it did not find order_value's in 300 examples): with a trigger dropped, one of
 # them makes the incremental run differ from the full one. Line and sku indexes as in
@@ -492,6 +493,8 @@ WITNESSES: dict[str, tuple[Settings, Settings, list[Step]]] = {
     # without order_value in the key (it would see O2's value change and redo S2 too)
     "order_lines": (BY_RANK, BY_RANK, [("cancel_line", 2)]),
     "orders": (BY_VALUE, BY_VALUE, [("order_change", 0, "priority", 3)]),
+    # C2 goes platinum: O2 goes ahead of O1 (same tier, placed together) on S2
+    "customers": (BY_TIER, BY_TIER, [("tier", 1, "platinum")]),
     # O1's S1 line at 50.00: O1 goes ahead of O2 on S2, a sku none of whose lines changed
     "order_value": (BY_VALUE, BY_VALUE, [("price", 0, "50.00")]),
     "as_of_date": (BY_VALUE, BY_VALUE, [("clock", 24)]),
@@ -550,6 +553,8 @@ def _property_test(examples: int, *, witnesses: bool) -> Any:
     ) -> None:
         # the small worlds have a few skus: any change is over 30 % of them
         monkeypatch.setattr(allocation_plan, "FULL_RUN_SHARE", 1.1)
+        # and a few orders: buckets of two, so that the orders' comparison has several
+        monkeypatch.setattr(allocation_plan, "_BUCKET_BITS", 1)
         modes = check_sequence(template, world, s, s2, sequence)
         event(f"incremental runs: {min(modes.count('incremental'), 3)}+")
 
