@@ -178,6 +178,61 @@ def test_release_queued_when_every_line_is_cancelled(
     assert (pi.status, pi.amount_received) == ("canceled", 0) and fake.captures() == {}
 
 
+def partly_captured_then_cancelled(
+    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
+) -> Settings:
+    """Multicapture: line 1 captured (20.00, not final) by run 1, then line 2 cancelled."""
+    s = settings(tmp_path, payments_multicapture=True)
+    two_line_order(landing, fake, multicapture=True)
+    w.stock(landing, {"SKU-A": 2, "SKU-B": 0}, w.AS_OF - timedelta(hours=1))
+    w.cycle(con, landing, s, "run-1", w.AS_OF, sender=sender(fake, multicapture=True))
+    w.write(landing, "order_lines", LINES, ["O1,2,SKU-B,1,15.50,cancelled,2026-11-23T07:00:00Z"])
+    return s
+
+
+def test_release_after_a_partial_multicapture_frees_the_rest_by_a_final_capture_of_zero(
+    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
+) -> None:
+    """Stripe documents no cancel of a partly captured intent: a capture of 0, final, instead."""
+    s = partly_captured_then_cancelled(tmp_path, landing, con, fake)
+    later = w.AS_OF + timedelta(hours=2)
+    q, r = w.cycle(con, landing, s, "run-2", later, sender=sender(fake, multicapture=True))
+    assert (q.captures, q.releases) == (0, 1) and r is not None and r.succeeded == 1
+    release = w.requests(con)[-1]
+    assert (release["kind"], release["status"], release["provider_status"]) == (
+        "release",
+        "succeeded",
+        "succeeded",
+    )
+    pi = fake.intent("pi_O1")
+    assert (pi.status, pi.amount_received, pi.amount_capturable) == ("succeeded", 2000, 0)
+    assert fake.captures() == {"pi_O1": [2000]}
+    assert [e["action"] for e in fake.ledger.executed] == ["capture", "release"]
+
+
+def test_release_in_doubt_after_a_partial_multicapture_is_settled_as_done(
+    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
+) -> None:
+    """The release went through two days ago, key forgotten: `succeeded` on the intent is done."""
+    from backorders.adapters import payment_send
+
+    s = partly_captured_then_cancelled(tmp_path, landing, con, fake)
+    w.cycle(con, landing, s, "run-2", w.AS_OF + timedelta(hours=2))  # queued, not sent
+    con.execute(
+        "update payment_requests set status = 'sending', attempts = 1, first_sent_at = $t "
+        "where kind = 'release'",
+        {"t": w.AS_OF - timedelta(days=2)},
+    )
+    release = {"amount_to_capture": "0", "final_capture": "true"}
+    fake.ledger.handle("POST", "/v1/payment_intents/pi_O1/capture", release, None)
+    snd = sender(fake, multicapture=True)
+    r = payment_send.send_pending(con, snd, run_id="run-3", now=lambda: w.AS_OF)
+    row = w.requests(con)[-1]
+    assert r.succeeded == 1 and row["status"] == "succeeded"
+    assert "found done on the PaymentIntent" in row["last_error"]
+    assert [e["action"] for e in fake.ledger.executed] == ["capture", "release"]
+
+
 def test_expiry_before_the_promised_date_is_flagged_and_no_capture_after_expiry(
     tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
 ) -> None:

@@ -102,7 +102,7 @@ def test_expired_authorization_is_canceled_and_cannot_be_captured() -> None:
         status, body, _ = post(fake, "/v1/payment_intents/pi_e/capture", {})
         assert status == 400 and body["error"]["code"] == "payment_intent_unexpected_state"
         pi = fake.intent("pi_e")
-        assert (pi.status, pi.cancellation_reason, fake.captures()) == ("canceled", "automatic", {})
+        assert (pi.status, pi.cancellation_reason, fake.captures()) == ("canceled", "expired", {})
 
 
 def test_same_key_same_body_same_answer_other_body_idempotency_error(fake: FakeStripe) -> None:
@@ -176,3 +176,94 @@ def test_server_runs_as_a_process_and_reports_what_it_did(tmp_path: Path) -> Non
     proc.terminate()
     _, err = proc.communicate(timeout=30)
     assert "captured 1 time(s) on 1 intent(s)" in err
+
+
+# --- Stripe's answers in the three cases docs/payments.md checks against Stripe's docs ---
+
+
+def client(fake: FakeStripe) -> stripe.StripeClient:
+    """The official package pointed at the local server, without its own retries."""
+    return stripe.StripeClient(KEY, base_addresses={"api": fake.url}, max_network_retries=0)
+
+
+def test_capture_above_capturable_raises_amount_too_large_in_the_stripe_package(
+    fake: FakeStripe,
+) -> None:
+    fake.add_intent("pi_o", 1000, multicapture=True)
+    intents = client(fake).v1.payment_intents
+    intents.capture("pi_o", {"amount_to_capture": 300, "final_capture": False})
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        intents.capture("pi_o", {"amount_to_capture": 701, "final_capture": False})
+    err = caught.value
+    assert (err.http_status, err.code, err.param) == (400, "amount_too_large", "amount_to_capture")
+    assert err.error is not None and err.error.type == "invalid_request_error"
+    pi = fake.intent("pi_o")
+    assert (pi.status, pi.amount_capturable, pi.amount_received) == ("requires_capture", 700, 300)
+
+
+def test_partial_multicapture_is_released_by_a_final_capture_of_zero_not_by_cancel(
+    fake: FakeStripe,
+) -> None:
+    """Stripe's multicapture guide: the rest goes back with amount_to_capture=0, final."""
+    fake.add_intent("pi_m", 1000, multicapture=True)
+    intents = client(fake).v1.payment_intents
+    pi = intents.capture("pi_m", {"amount_to_capture": 700, "final_capture": False})
+    assert (pi.status, pi.amount_capturable, pi.amount_received) == ("requires_capture", 300, 700)
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        intents.cancel("pi_m")
+    assert caught.value.code == "payment_intent_unexpected_state"
+    assert "amount_to_capture=0" in str(caught.value.user_message)
+    pi = intents.capture("pi_m", {"amount_to_capture": 0, "final_capture": True})
+    assert (pi.status, pi.amount_capturable, pi.amount_received) == ("succeeded", 0, 700)
+    assert fake.captures() == {"pi_m": [700]}  # the release is no capture
+    fake.add_intent("pi_z", 1000, multicapture=True)
+    with pytest.raises(stripe.InvalidRequestError) as zero:  # nothing captured: 0 is refused
+        intents.capture("pi_z", {"amount_to_capture": 0, "final_capture": True})
+    assert zero.value.code == "amount_too_small"
+
+
+def test_non_final_capture_of_all_that_is_left_keeps_the_intent_open(fake: FakeStripe) -> None:
+    """It stays requires_capture until a final capture (or expiry), as the guide lists."""
+    fake.add_intent("pi_n", 1000, multicapture=True)
+    intents = client(fake).v1.payment_intents
+    pi = intents.capture("pi_n", {"amount_to_capture": 1000, "final_capture": False})
+    assert (pi.status, pi.amount_capturable) == ("requires_capture", 0)
+    assert intents.capture("pi_n", {"amount_to_capture": 0, "final_capture": True}).status == (
+        "succeeded"
+    )
+
+
+def test_partially_captured_intent_that_lapses_succeeds_and_an_uncaptured_one_is_canceled() -> None:
+    now = [2_000_000.0]
+    with FakeStripe(api_key=KEY, clock=lambda: now[0]) as fake:
+        fake.add_intent("pi_p", 1000, capture_before=now[0] + 60, multicapture=True)
+        fake.add_intent("pi_u", 1000, capture_before=now[0] + 60, multicapture=True)
+        client(fake).v1.payment_intents.capture(
+            "pi_p", {"amount_to_capture": 400, "final_capture": False}
+        )
+        now[0] += 61
+        p = client(fake).v1.payment_intents.retrieve("pi_p")
+        u = client(fake).v1.payment_intents.retrieve("pi_u")
+    assert (p.status, p.amount_received, p.amount_capturable) == ("succeeded", 400, 0)
+    assert (u.status, u.cancellation_reason) == ("canceled", "expired")
+
+
+def test_same_key_other_body_raises_idempotency_error_unless_the_first_failed_validation(
+    fake: FakeStripe,
+) -> None:
+    fake.add_intent("pi_k", 1000)
+    intents = client(fake).v1.payment_intents
+    intents.capture("pi_k", {"amount_to_capture": 600}, {"idempotency_key": "k-1"})
+    with pytest.raises(stripe.IdempotencyError) as caught:
+        intents.capture("pi_k", {"amount_to_capture": 500}, {"idempotency_key": "k-1"})
+    assert caught.value.http_status == 400
+    assert caught.value.error is not None and caught.value.error.type == "idempotency_error"
+    with pytest.raises(stripe.IdempotencyError):  # another endpoint under the key: the same
+        intents.cancel("pi_k", {}, {"idempotency_key": "k-1"})
+    # Stripe saves no result for a request refused by validation: the key stays free
+    fake.add_intent("pi_v", 1000)
+    with pytest.raises(stripe.InvalidRequestError) as bad:
+        intents.capture("pi_v", {"amount_to_capture": "ten"}, {"idempotency_key": "k-2"})
+    assert bad.value.code == "parameter_invalid_integer"
+    pi = intents.capture("pi_v", {"amount_to_capture": 1000}, {"idempotency_key": "k-2"})
+    assert pi.status == "succeeded" and fake.captures()["pi_v"] == [1000]
