@@ -178,6 +178,22 @@ def test_release_queued_when_every_line_is_cancelled(
     assert (pi.status, pi.amount_received) == ("canceled", 0) and fake.captures() == {}
 
 
+def test_capture_above_capturable_fails_permanently_after_one_request(
+    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
+) -> None:
+    """Stripe's 400 amount_too_large is final: one request, `failed` / `permanent`, no capture."""
+    from backorders.adapters import payment_send
+
+    _ready_order(landing, fake)
+    w.cycle(con, landing, settings(tmp_path), "run-1", w.AS_OF)  # queued, not sent
+    con.execute("update payment_requests set amount = 5001")  # above the 50.00 authorized
+    r = payment_send.send_pending(con, sender(fake), run_id="run-2", now=lambda: w.AS_OF)
+    row = w.requests(con)[0]
+    assert r.failed == 1 and fake.requests_seen == 1 and fake.captures() == {}
+    assert (row["status"], row["failure"]) == ("failed", "permanent")
+    assert "amount_too_large" in row["last_error"]
+
+
 def partly_captured_then_cancelled(
     tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
 ) -> Settings:
