@@ -14,13 +14,14 @@ Facts this adapter relies on (stripe 16.1.0, checked in its source, and Stripe's
 * Errors: 401 ``AuthenticationError``, 403 ``PermissionError``, 429 ``RateLimitError``,
   400/404 ``InvalidRequestError`` (code, e.g. ``payment_intent_unexpected_state``,
   ``amount_too_large``), 402 ``CardError``, 5xx ``APIError``, no answer
-  ``APIConnectionError``. The package does not log request headers (the key).
+  ``APIConnectionError``. The package does not log request headers (the key); it logs
+  requests and response bodies on logger ``stripe``, which backorders.adapters.redact
+  filters (as every error text here is scrubbed by its ``scrub``).
 """
 
 from __future__ import annotations
 
 import random
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,18 +29,10 @@ from typing import Any
 import stripe
 
 from backorders.adapters.payment_send import OutgoingPayment, PaymentOutcome
+from backorders.adapters.redact import REDACTED, scrub
 from backorders.adapters.sendgrid_retry import interruptible_sleep, retry_after_s
 
-REDACTED = "[REDACTED]"
-_KEY_RE = re.compile(r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9_]+")
 _MAX_ERROR = 500
-
-
-def scrub(text: str, api_key: str) -> str:
-    """Remove the API key (and anything shaped like a Stripe secret key) from ``text``."""
-    if api_key:
-        text = text.replace(api_key, REDACTED)
-    return _KEY_RE.sub(REDACTED, text)
 
 
 class StripeSender:
@@ -72,7 +65,7 @@ class StripeSender:
         self.stop_reason: str | None = None
 
     def __repr__(self) -> str:
-        return "StripeSender(api_key=[REDACTED])"
+        return f"StripeSender(api_key={REDACTED})"
 
     def _call(self, p: OutgoingPayment) -> Any:
         options: Any = {"idempotency_key": p.request_key}
