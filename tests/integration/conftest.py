@@ -13,6 +13,7 @@ import pytest
 
 from backorders.adapters import allocation_store, audit, store
 from backorders.adapters.ingest import FileResult, ingest_landing
+from backorders.devtools.stripe_server import FakeStripe
 from backorders.settings import Settings, load_settings
 
 AS_OF = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -166,6 +167,15 @@ def con(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture
+def fake_stripe() -> Iterator[FakeStripe]:
+    """The local Stripe server, serving, with the one key the payment tests use."""
+    from tests.integration.payments_world import KEY
+
+    with FakeStripe(api_key=KEY) as fake:
+        yield fake
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 Orders carry Stripe authorizations (payment columns of the orders feed); each cycle is
 ingest + reconcile + allocate (as the flow runs them, without the GX suites), then the
-payments stage's queue step and, when a sender is given, its send pass.
+payments stage's queue step and, when a sender is given, its send pass (both as
+backorders.payment_stage runs them, from the settings).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from backorders import payment_stage
 from backorders.adapters import allocation_store, audit, payment_queue, payment_send
 from backorders.adapters.ingest import ingest_landing
 from backorders.settings import Settings
@@ -107,18 +109,11 @@ def cycle(
     )
     allocation_store.reconcile(con, as_of=as_of, settings=settings)
     allocation_store.allocate(con, run_id=run_id, as_of=as_of, settings=settings, now=as_of)
-    q = payment_queue.queue_requests(
-        con,
-        run_id=run_id,
-        now=as_of,
-        dry_run=dry_run,
-        multicapture=settings.payments_multicapture,
-        authorization_days=settings.payment_authorization_days,
-    )
+    q = payment_stage.queue(con, settings, run_id, as_of, dry_run=dry_run)
     r = None
     if sender is not None:
-        r = payment_send.send_pending(
-            con, sender, run_id=run_id, now=lambda: as_of, progress=lambda s: None
+        r = payment_stage.send(
+            con, settings, sender, run_id=run_id, now=lambda: as_of, progress=lambda s: None
         )
     assert audit.verify(con) == []
     return q, r
