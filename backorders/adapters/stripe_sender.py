@@ -13,7 +13,8 @@ Facts this adapter relies on (stripe 16.1.0, checked in its source, and Stripe's
   key with other parameters is a 400 ``idempotency_error`` (``stripe.IdempotencyError``).
 * Errors: 401 ``AuthenticationError``, 403 ``PermissionError``, 429 ``RateLimitError``,
   400/404 ``InvalidRequestError`` (code, e.g. ``payment_intent_unexpected_state``,
-  ``amount_too_large``), 402 ``CardError``, 5xx ``APIError``, no answer
+  ``amount_too_large``), 402 ``CardError``, 409 and 5xx ``APIError`` (409
+  ``idempotency_key_in_use``: a request with the key is still executing), no answer
   ``APIConnectionError``. The package does not log request headers (the key); it logs
   requests and response bodies on logger ``stripe``, which backorders.adapters.redact
   filters (as every error text here is scrubbed by its ``scrub``).
@@ -158,6 +159,12 @@ class StripeSender:
             return PaymentOutcome(
                 key, "failed", error=error, attempts=attempt, retryable=True
             ), wait
+        if exc.http_status == 409:  # idempotency_key_in_use: the first is still executing
+            error = (
+                f"Stripe is still executing an earlier request with this key (HTTP 409, "
+                f"{_code(exc) or 'conflict'}: {text}); sent again with the key"
+            )
+            return PaymentOutcome(key, "unknown", error=error, attempts=attempt), backoff
         if isinstance(exc, stripe.APIConnectionError):
             # the request may have reached Stripe: in doubt, and safe to send again (same key)
             error = f"no answer from Stripe ({text}); sent again with the same key"
@@ -168,7 +175,7 @@ class StripeSender:
             return PaymentOutcome(
                 key, status, error=error, attempts=attempt, retryable=True
             ), backoff
-        code = getattr(exc, "code", None)
+        code = _code(exc)
         error = f"Stripe refused the request (HTTP {exc.http_status}, {code or 'no code'}): {text}"
         return PaymentOutcome(key, "failed", error=error, attempts=attempt), None
 
@@ -176,3 +183,9 @@ class StripeSender:
         """Stripe's own message, without the key, one line, bounded."""
         message = getattr(exc, "user_message", None) or getattr(exc, "_message", None) or ""
         return " ".join(scrub(str(message), self._key).split())[:_MAX_ERROR]
+
+
+def _code(exc: stripe.StripeError) -> str | None:
+    """Stripe's error code (an APIError, e.g. a 409, carries it on its error object only)."""
+    err = getattr(exc, "error", None)
+    return getattr(exc, "code", None) or (getattr(err, "code", None) if err else None)

@@ -187,6 +187,25 @@ def test_capture_above_capturable_fails_permanently_after_one_request(
     assert "amount_too_large" in row["last_error"]
 
 
+def test_a_key_still_in_use_at_stripe_is_sent_again_not_failed(fake_stripe: FakeStripe) -> None:
+    """409 idempotency_key_in_use (a killed pass's request still executing): retried, once."""
+    from backorders.adapters.payment_send import OutgoingPayment
+    from tests.integration.test_stripe_server import held_capture
+
+    fake_stripe.add_intent("pi_O1", 5000)
+    first = held_capture(fake_stripe, "pi_O1", "bo_busy")
+
+    def wait(_: float) -> None:  # the backoff: meanwhile the first request is answered
+        fake_stripe.release_answers()
+        first.join(timeout=30)
+
+    snd = StripeSender(api_key=w.KEY, api_base=fake_stripe.url, max_attempts=3, sleep=wait)
+    p = OutgoingPayment("bo_busy", "capture", "pi_O1", None, None, w.AS_OF + timedelta(days=1))
+    outcome = snd.send(p)
+    assert (outcome.status, outcome.attempts) == ("succeeded", 2)
+    assert fake_stripe.captures() == {"pi_O1": [5000]} and fake_stripe.ledger.replayed == 1
+
+
 def partly_captured_then_cancelled(
     tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> Settings:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -287,3 +289,35 @@ def test_same_key_other_body_raises_idempotency_error_unless_the_first_failed_va
     assert bad.value.code == "parameter_invalid_integer"
     pi = intents.capture("pi_v", {"amount_to_capture": 1000}, {"idempotency_key": "k-2"})
     assert pi.status == "succeeded" and fake_stripe.captures()["pi_v"] == [1000]
+
+
+def held_capture(fake_stripe: FakeStripe, intent_id: str, key: str) -> threading.Thread:
+    """A capture under `key` that has taken effect and whose answer is held (not yet out)."""
+    fake_stripe.hold_answers()
+    path = f"/v1/payment_intents/{intent_id}/capture"
+    first = threading.Thread(target=post, args=(fake_stripe, path, {}), kwargs={"idem": key})
+    first.start()
+    deadline = time.monotonic() + 30  # a generous bound: the capture itself is instant
+    while intent_id not in fake_stripe.captures() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert intent_id in fake_stripe.captures()
+    return first
+
+
+def test_same_key_while_the_first_request_executes_is_409_idempotency_key_in_use(
+    fake_stripe: FakeStripe,
+) -> None:
+    """Stripe: 409 Conflict, idempotency_key_in_use; nothing stored, the first answer later."""
+    fake_stripe.add_intent("pi_h", 1000)
+    first = held_capture(fake_stripe, "pi_h", "k-h")
+    intents = client(fake_stripe).v1.payment_intents
+    with pytest.raises(stripe.APIError) as caught:
+        intents.capture("pi_h", {}, {"idempotency_key": "k-h"})
+    err = caught.value.error  # an APIError carries the code on its error object only
+    assert caught.value.http_status == 409 and err is not None
+    assert err.code == "idempotency_key_in_use"
+    fake_stripe.release_answers()
+    first.join(timeout=30)
+    pi = intents.capture("pi_h", {}, {"idempotency_key": "k-h"})  # the stored answer
+    assert pi.status == "succeeded" and fake_stripe.ledger.replayed == 1
+    assert fake_stripe.captures() == {"pi_h": [1000]}
