@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import itertools
 import json
 import math
@@ -14,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from backorders.devtools.bearer import bearer_token, is_key
 from backorders.devtools.stripe_server.ledger import Answer, Intent, Ledger, stripe_error
 
 FAULTS = frozenset({"500", "429", "drop_after_accept"})
@@ -153,8 +153,7 @@ class FakeStripe:
     ) -> tuple[Answer, dict[str, str], str | None]:
         with self._lock:
             self.requests_seen += 1
-        auth = headers.get("Authorization", "")
-        token = auth[7:] if auth.startswith("Bearer ") else ""
+        token = bearer_token(headers.get("Authorization", ""))
         if not token:
             with self._lock:
                 self.answered_401 += 1
@@ -167,7 +166,7 @@ class FakeStripe:
                 {},
                 None,
             )
-        if not hmac.compare_digest(token.encode(), self.api_key.encode()):
+        if not is_key(token, self.api_key):
             with self._lock:
                 self.answered_401 += 1
             shown = token[:8] + "*" * 4 + token[-4:] if len(token) > 12 else "****"
