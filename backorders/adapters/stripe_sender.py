@@ -71,9 +71,9 @@ class StripeSender:
     def _call(self, p: OutgoingPayment) -> Any:
         options: Any = {"idempotency_key": p.request_key}
         intents = self._client.v1.payment_intents
-        if p.kind == "release" and self._multicapture and p.captured_before > 0:
-            # partially captured: Stripe's multicapture guide releases the rest with a final
-            # capture of 0 (docs.stripe.com/payments/multicapture); a cancel is not that way
+        if p.kind == "release" and self._partly_captured(p):
+            # Stripe's multicapture guide releases the rest of a partially captured intent
+            # with a final capture of 0 (docs.stripe.com/payments/multicapture), not a cancel
             return intents.capture(
                 p.payment_ref, {"amount_to_capture": 0, "final_capture": True}, options
             )
@@ -83,6 +83,19 @@ class StripeSender:
         if self._multicapture and p.final_capture is not None:
             params["final_capture"] = p.final_capture
         return intents.capture(p.payment_ref, params, options)
+
+    def _partly_captured(self, p: OutgoingPayment) -> bool:
+        """Has the intent of a release received captures? Asked only after capture requests.
+
+        The intent says, not the requests: if every earlier capture failed, nothing was
+        captured and a cancel frees the authorization. Between attempts of one release the
+        answer stays the same (its intent's captures all went before it), so a resend
+        with its key is the same request.
+        """
+        if not (self._multicapture and p.captured_before > 0):
+            return False
+        pi = self._client.v1.payment_intents.retrieve(p.payment_ref)
+        return int(pi.amount_received or 0) > 0
 
     def send(self, p: OutgoingPayment) -> PaymentOutcome:
         """One request, retried with the same key on 429, 5xx and no answer."""

@@ -238,6 +238,21 @@ def test_release_after_a_partial_multicapture_frees_the_rest_by_a_final_capture_
     assert [e["action"] for e in fake_stripe.ledger.executed] == ["capture", "release"]
 
 
+def test_release_after_captures_that_all_failed_cancels_the_authorization(
+    fake_stripe: FakeStripe,
+) -> None:
+    """Captures were asked for but none went through: nothing to finish, a plain cancel."""
+    from backorders.adapters.payment_send import OutgoingPayment
+
+    fake_stripe.add_intent("pi_O1", 5000, multicapture=True)
+    snd = sender(fake_stripe, multicapture=True)
+    expires = w.AS_OF + timedelta(days=1)
+    p = OutgoingPayment("bo_rel", "release", "pi_O1", None, None, expires, captured_before=2000)
+    assert snd.send(p).status == "succeeded"
+    pi = fake_stripe.intent("pi_O1")
+    assert (pi.status, pi.amount_received, pi.amount_capturable) == ("canceled", 0, 0)
+
+
 def test_release_in_doubt_after_a_partial_multicapture_is_settled_as_done(
     tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
