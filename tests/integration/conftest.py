@@ -185,6 +185,15 @@ def landing(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def pay_landing(landing: Path) -> Path:
+    """The landing zone with the customer and products of the payment tests' orders."""
+    from tests.integration.payments_world import base
+
+    base(landing)
+    return landing
+
+
 IngestFn = Callable[..., list[FileResult]]
 
 

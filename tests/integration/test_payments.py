@@ -17,48 +17,11 @@ import pytest
 from backorders.adapters import store
 from backorders.adapters.stripe_sender import StripeSender
 from backorders.devtools.stripe_server import FakeStripe
-from backorders.settings import Settings, load_settings
+from backorders.settings import load_settings
 from tests.integration import payments_world as w
+from tests.integration.payments_world import LINES, T0, sender, settings, two_line_order
 
 pytestmark = pytest.mark.integration
-LINES = "order_id,line_no,sku,qty,unit_price,status,updated_at"
-T0 = "2026-11-20T09:00:00Z"
-
-
-@pytest.fixture
-def landing(landing: Path) -> Path:
-    """The shared landing zone with the customer and products every order here uses."""
-    w.base(landing)
-    return landing
-
-
-def settings(tmp_path: Path, **kw: object) -> Settings:
-    """Settings for the shared `con` fixture's file (tests/integration/conftest.py)."""
-    return load_settings(db=tmp_path / "backorders.duckdb", landing=tmp_path / "landing", **kw)
-
-
-def sender(
-    fake_stripe: FakeStripe, *, multicapture: bool = False, key: str = w.KEY
-) -> StripeSender:
-    return StripeSender(
-        api_key=key,
-        api_base=fake_stripe.url,
-        timeout_s=5,
-        max_attempts=3,
-        multicapture=multicapture,
-    )
-
-
-def two_line_order(landing: Path, fake_stripe: FakeStripe, *, multicapture: bool = False) -> None:
-    """O1: 2 x SKU-A at 10.00 and 1 x SKU-B at 15.50 (35.50 USD), authorized for 50.00."""
-    fake_stripe.add_intent("pi_O1", 5000, multicapture=multicapture)
-    w.write(landing, "orders", w.ORDERS_HEADER, [w.order("O1", "pi_O1", 5000)])
-    w.write(
-        landing,
-        "order_lines",
-        LINES,
-        [f"O1,1,SKU-A,2,10.00,open,{T0}", f"O1,2,SKU-B,1,15.50,open,{T0}"],
-    )
 
 
 def lapsing_order(landing: Path) -> datetime:
@@ -79,26 +42,26 @@ def lapsing_order(landing: Path) -> datetime:
 @pytest.mark.parametrize("multicapture", [False, True])
 def test_order_allocated_over_two_runs_captures_at_completion_or_per_part(
     tmp_path: Path,
-    landing: Path,
+    pay_landing: Path,
     con: duckdb.DuckDBPyConnection,
     fake_stripe: FakeStripe,
     multicapture: bool,
 ) -> None:
     """Run 1 has stock for line 1 only, run 2 for both: once at completion, or twice (last final)."""
     s = settings(tmp_path, payments_multicapture=multicapture)
-    two_line_order(landing, fake_stripe, multicapture=multicapture)
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 0}, w.AS_OF - timedelta(hours=1))
+    two_line_order(pay_landing, fake_stripe, multicapture=multicapture)
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 0}, w.AS_OF - timedelta(hours=1))
     q1, _ = w.cycle(
-        con, landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe, multicapture=multicapture)
+        con, pay_landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe, multicapture=multicapture)
     )
     day2 = w.AS_OF + timedelta(days=1)
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 1}, day2 - timedelta(hours=1))
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 1}, day2 - timedelta(hours=1))
     q2, _ = w.cycle(
-        con, landing, s, "run-2", day2, sender=sender(fake_stripe, multicapture=multicapture)
+        con, pay_landing, s, "run-2", day2, sender=sender(fake_stripe, multicapture=multicapture)
     )
     q3, _ = w.cycle(
         con,
-        landing,
+        pay_landing,
         s,
         "run-3",
         day2 + timedelta(hours=1),
@@ -120,26 +83,30 @@ def test_order_allocated_over_two_runs_captures_at_completion_or_per_part(
 
 
 def test_capture_never_exceeds_the_authorized_amount(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """Lines worth 35.50 on an authorization of 30.00: 30.00 is captured, and Stripe's rule holds."""
     fake_stripe.add_intent("pi_O1", 3000)
-    w.write(landing, "orders", w.ORDERS_HEADER, [w.order("O1", "pi_O1", 3000)])
+    w.write(pay_landing, "orders", w.ORDERS_HEADER, [w.order("O1", "pi_O1", 3000)])
     w.write(
-        landing,
+        pay_landing,
         "order_lines",
         LINES,
         [f"O1,1,SKU-A,2,10.00,open,{T0}", f"O1,2,SKU-B,1,15.50,open,{T0}"],
     )
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
-    q, r = w.cycle(con, landing, settings(tmp_path), "run-1", w.AS_OF, sender=sender(fake_stripe))
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
+    q, r = w.cycle(
+        con, pay_landing, settings(tmp_path), "run-1", w.AS_OF, sender=sender(fake_stripe)
+    )
     assert q.capture_total == {"USD": 3000} and r is not None and r.succeeded == 1
     assert fake_stripe.captures() == {"pi_O1": [3000]}
     # and a request for more than is capturable is refused by the server, as by Stripe
     con.execute(
         "update payment_requests set status = 'pending', amount = 3001, request_key = 'bo_over'"
     )
-    r2 = w.cycle(con, landing, settings(tmp_path), "run-2", w.AS_OF, sender=sender(fake_stripe))[1]
+    r2 = w.cycle(
+        con, pay_landing, settings(tmp_path), "run-2", w.AS_OF, sender=sender(fake_stripe)
+    )[1]
     row = w.requests(con)[0]
     assert r2 is not None and r2.failed == 1 and fake_stripe.captures() == {"pi_O1": [3000]}
     assert row["status"] == "failed" and row["failure"] == "permanent"
@@ -147,15 +114,17 @@ def test_capture_never_exceeds_the_authorized_amount(
 
 
 def test_release_queued_when_every_line_is_cancelled(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """Both lines cancelled: one release (cancel), nothing captured; a rerun adds nothing."""
-    two_line_order(landing, fake_stripe)
-    w.stock(landing, {"SKU-A": 0, "SKU-B": 0}, w.AS_OF - timedelta(hours=1))
+    two_line_order(pay_landing, fake_stripe)
+    w.stock(pay_landing, {"SKU-A": 0, "SKU-B": 0}, w.AS_OF - timedelta(hours=1))
     s = settings(tmp_path)
-    assert w.cycle(con, landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe))[0].releases == 0
+    assert (
+        w.cycle(con, pay_landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe))[0].releases == 0
+    )
     w.write(
-        landing,
+        pay_landing,
         "order_lines",
         LINES,
         [
@@ -164,147 +133,42 @@ def test_release_queued_when_every_line_is_cancelled(
         ],
     )
     later = w.AS_OF + timedelta(hours=2)
-    q, r = w.cycle(con, landing, s, "run-2", later, sender=sender(fake_stripe))
+    q, r = w.cycle(con, pay_landing, s, "run-2", later, sender=sender(fake_stripe))
     assert (q.captures, q.releases) == (0, 1) and r is not None and r.succeeded == 1
-    assert w.cycle(con, landing, s, "run-3", later, sender=sender(fake_stripe))[0].releases == 0
+    assert w.cycle(con, pay_landing, s, "run-3", later, sender=sender(fake_stripe))[0].releases == 0
     pi = fake_stripe.intent("pi_O1")
     assert (pi.status, pi.amount_received) == ("canceled", 0) and fake_stripe.captures() == {}
 
 
-def test_capture_above_capturable_fails_permanently_after_one_request(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
-) -> None:
-    """Stripe's 400 amount_too_large is final: one request, `failed` / `permanent`, no capture."""
-    from backorders.adapters import payment_send
-
-    _ready_order(landing, fake_stripe)
-    w.cycle(con, landing, settings(tmp_path), "run-1", w.AS_OF)  # queued, not sent
-    con.execute("update payment_requests set amount = 5001")  # above the 50.00 authorized
-    r = payment_send.send_pending(con, sender(fake_stripe), run_id="run-2", now=lambda: w.AS_OF)
-    row = w.requests(con)[0]
-    assert r.failed == 1 and fake_stripe.requests_seen == 1 and fake_stripe.captures() == {}
-    assert (row["status"], row["failure"]) == ("failed", "permanent")
-    assert "amount_too_large" in row["last_error"]
-
-
-def test_a_key_still_in_use_at_stripe_is_sent_again_not_failed(fake_stripe: FakeStripe) -> None:
-    """409 idempotency_key_in_use (a killed pass's request still executing): retried, once."""
-    from backorders.adapters.payment_send import OutgoingPayment
-    from tests.integration.test_stripe_server import held_capture
-
-    fake_stripe.add_intent("pi_O1", 5000)
-    first = held_capture(fake_stripe, "pi_O1", "bo_busy")
-
-    def wait(_: float) -> None:  # the backoff: meanwhile the first request is answered
-        fake_stripe.release_answers()
-        first.join(timeout=30)
-
-    snd = StripeSender(api_key=w.KEY, api_base=fake_stripe.url, max_attempts=3, sleep=wait)
-    p = OutgoingPayment("bo_busy", "capture", "pi_O1", None, None, w.AS_OF + timedelta(days=1))
-    outcome = snd.send(p)
-    assert (outcome.status, outcome.attempts) == ("succeeded", 2)
-    assert fake_stripe.captures() == {"pi_O1": [5000]} and fake_stripe.ledger.replayed == 1
-
-
-def partly_captured_then_cancelled(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
-) -> Settings:
-    """Multicapture: line 1 captured (20.00, not final) by run 1, then line 2 cancelled."""
-    s = settings(tmp_path, payments_multicapture=True)
-    two_line_order(landing, fake_stripe, multicapture=True)
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 0}, w.AS_OF - timedelta(hours=1))
-    w.cycle(con, landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe, multicapture=True))
-    w.write(landing, "order_lines", LINES, ["O1,2,SKU-B,1,15.50,cancelled,2026-11-23T07:00:00Z"])
-    return s
-
-
-def test_release_after_a_partial_multicapture_frees_the_rest_by_a_final_capture_of_zero(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
-) -> None:
-    """Stripe documents no cancel of a partly captured intent: a capture of 0, final, instead."""
-    s = partly_captured_then_cancelled(tmp_path, landing, con, fake_stripe)
-    later = w.AS_OF + timedelta(hours=2)
-    q, r = w.cycle(con, landing, s, "run-2", later, sender=sender(fake_stripe, multicapture=True))
-    assert (q.captures, q.releases) == (0, 1) and r is not None and r.succeeded == 1
-    release = w.requests(con)[-1]
-    assert (release["kind"], release["status"], release["provider_status"]) == (
-        "release",
-        "succeeded",
-        "succeeded",
-    )
-    pi = fake_stripe.intent("pi_O1")
-    assert (pi.status, pi.amount_received, pi.amount_capturable) == ("succeeded", 2000, 0)
-    assert fake_stripe.captures() == {"pi_O1": [2000]}
-    assert [e["action"] for e in fake_stripe.ledger.executed] == ["capture", "release"]
-
-
-def test_release_after_captures_that_all_failed_cancels_the_authorization(
-    fake_stripe: FakeStripe,
-) -> None:
-    """Captures were asked for but none went through: nothing to finish, a plain cancel."""
-    from backorders.adapters.payment_send import OutgoingPayment
-
-    fake_stripe.add_intent("pi_O1", 5000, multicapture=True)
-    snd = sender(fake_stripe, multicapture=True)
-    expires = w.AS_OF + timedelta(days=1)
-    p = OutgoingPayment("bo_rel", "release", "pi_O1", None, None, expires, captured_before=2000)
-    assert snd.send(p).status == "succeeded"
-    pi = fake_stripe.intent("pi_O1")
-    assert (pi.status, pi.amount_received, pi.amount_capturable) == ("canceled", 0, 0)
-
-
-def test_release_in_doubt_after_a_partial_multicapture_is_settled_as_done(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
-) -> None:
-    """The release went through two days ago, key forgotten: `succeeded` on the intent is done."""
-    from backorders.adapters import payment_send
-
-    s = partly_captured_then_cancelled(tmp_path, landing, con, fake_stripe)
-    w.cycle(con, landing, s, "run-2", w.AS_OF + timedelta(hours=2))  # queued, not sent
-    con.execute(
-        "update payment_requests set status = 'sending', attempts = 1, first_sent_at = $t "
-        "where kind = 'release'",
-        {"t": w.AS_OF - timedelta(days=2)},
-    )
-    release = {"amount_to_capture": "0", "final_capture": "true"}
-    fake_stripe.ledger.handle("POST", "/v1/payment_intents/pi_O1/capture", release, None)
-    snd = sender(fake_stripe, multicapture=True)
-    r = payment_send.send_pending(con, snd, run_id="run-3", now=lambda: w.AS_OF)
-    row = w.requests(con)[-1]
-    assert r.succeeded == 1 and row["status"] == "succeeded"
-    assert "found done on the PaymentIntent" in row["last_error"]
-    assert [e["action"] for e in fake_stripe.ledger.executed] == ["capture", "release"]
-
-
 def test_expiry_before_the_promised_date_is_flagged_and_no_capture_after_expiry(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """No stock: flagged (no date yet); stock after the expiry: nothing captured, ever."""
     from backorders.payment_stage import authorizations
 
     fake_stripe.add_intent("pi_O1", 5000)
-    expires = lapsing_order(landing)
+    expires = lapsing_order(pay_landing)
     s = settings(tmp_path)
-    w.cycle(con, landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe))
+    w.cycle(con, pay_landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe))
     flags = authorizations(con, s, w.AS_OF)
     assert [(f["order_id"], f["reauthorize"], f["expired"]) for f in flags] == [("O1", True, False)]
     assert flags[0]["promised_date"] > expires.date()  # promised from the PO, after the expiry
     after = expires + timedelta(hours=1)
-    w.stock(landing, {"SKU-A": 2}, after - timedelta(minutes=5))
-    q, _ = w.cycle(con, landing, s, "run-2", after, sender=sender(fake_stripe))
+    w.stock(pay_landing, {"SKU-A": 2}, after - timedelta(minutes=5))
+    q, _ = w.cycle(con, pay_landing, s, "run-2", after, sender=sender(fake_stripe))
     assert q.captures == 0 and w.requests(con) == [] and fake_stripe.captures() == {}
     assert authorizations(con, s, after)[0]["expired"]
 
 
 def test_request_due_before_expiry_but_sent_after_it_is_failed_never_sent(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """A capture queued in time whose send pass comes after the expiry never reaches Stripe."""
     from backorders.adapters import payment_send
 
-    two_line_order(landing, fake_stripe)
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
-    w.cycle(con, landing, settings(tmp_path), "run-1", w.AS_OF)  # queued, not sent
+    two_line_order(pay_landing, fake_stripe)
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
+    w.cycle(con, pay_landing, settings(tmp_path), "run-1", w.AS_OF)  # queued, not sent
     late = w.AS_OF + timedelta(days=6)
     r = payment_send.send_pending(con, sender(fake_stripe), run_id="late", now=lambda: late)
     row = w.requests(con)[0]
@@ -313,16 +177,16 @@ def test_request_due_before_expiry_but_sent_after_it_is_failed_never_sent(
 
 
 def test_idempotency_conflict_is_surfaced_clearly(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """The same key with another body: failed for a person, with Stripe's idempotency_error."""
-    two_line_order(landing, fake_stripe)
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
+    two_line_order(pay_landing, fake_stripe)
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
     s = settings(tmp_path)
-    w.cycle(con, landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe))
+    w.cycle(con, pay_landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe))
     # someone edits the captured request's amount and puts it back to pending by hand
     con.execute("update payment_requests set status = 'pending', amount = 1000")
-    _, r = w.cycle(con, landing, s, "run-2", w.AS_OF, sender=sender(fake_stripe))
+    _, r = w.cycle(con, pay_landing, s, "run-2", w.AS_OF, sender=sender(fake_stripe))
     row = w.requests(con)[0]
     assert r is not None and r.failed == 1 and fake_stripe.captures() == {"pi_O1": [3550]}
     assert row["status"] == "failed" and row["failure"] == "permanent"
@@ -334,7 +198,7 @@ def test_idempotency_conflict_is_surfaced_clearly(
 
 def test_bad_key_stops_the_pass_and_leaves_requests_pending(
     tmp_path: Path,
-    landing: Path,
+    pay_landing: Path,
     con: duckdb.DuckDBPyConnection,
     fake_stripe: FakeStripe,
     caplog: pytest.LogCaptureFixture,
@@ -344,18 +208,20 @@ def test_bad_key_stops_the_pass_and_leaves_requests_pending(
     for i in range(1, 6):
         fake_stripe.add_intent(f"pi_O{i}", 3000)
     w.write(
-        landing,
+        pay_landing,
         "orders",
         w.ORDERS_HEADER,
         [w.order(f"O{i}", f"pi_O{i}", 3000) for i in range(1, 6)],
     )
-    w.write(landing, "order_lines", LINES, [f"O{i},1,SKU-A,1,10.00,open,{T0}" for i in range(1, 6)])
-    w.stock(landing, {"SKU-A": 5}, w.AS_OF - timedelta(hours=1))
+    w.write(
+        pay_landing, "order_lines", LINES, [f"O{i},1,SKU-A,1,10.00,open,{T0}" for i in range(1, 6)]
+    )
+    w.stock(pay_landing, {"SKU-A": 5}, w.AS_OF - timedelta(hours=1))
     s = settings(tmp_path, payment_concurrency=1)
     snd = sender(fake_stripe, key=bad)
     from backorders.adapters import payment_send
 
-    w.cycle(con, landing, s, "run-1", w.AS_OF)
+    w.cycle(con, pay_landing, s, "run-1", w.AS_OF)
     r = payment_send.send_pending(con, snd, run_id="run-1", now=lambda: w.AS_OF, concurrency=1)
     assert r.stopped is not None and "STRIPE_API_KEY" in r.stopped
     assert fake_stripe.answered_401 == 1 and r.not_sent == 5 and r.failed == 0
@@ -372,15 +238,15 @@ def test_bad_key_stops_the_pass_and_leaves_requests_pending(
 
 
 def test_dry_run_records_previews_and_a_later_real_run_captures_once(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """Two dry runs record one preview; the real run then captures the same order once."""
-    two_line_order(landing, fake_stripe)
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
+    two_line_order(pay_landing, fake_stripe)
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
     s = settings(tmp_path)
-    assert w.cycle(con, landing, s, "dry-1", w.AS_OF, dry_run=True)[0].captures == 1
-    assert w.cycle(con, landing, s, "dry-2", w.AS_OF, dry_run=True)[0].captures == 0
-    q, r = w.cycle(con, landing, s, "real", w.AS_OF, sender=sender(fake_stripe))
+    assert w.cycle(con, pay_landing, s, "dry-1", w.AS_OF, dry_run=True)[0].captures == 1
+    assert w.cycle(con, pay_landing, s, "dry-2", w.AS_OF, dry_run=True)[0].captures == 0
+    q, r = w.cycle(con, pay_landing, s, "real", w.AS_OF, sender=sender(fake_stripe))
     assert q.captures == 1 and r is not None and r.succeeded == 1
     assert [(x["preview"], x["status"]) for x in w.requests(con)] == [
         (True, "preview"),
@@ -390,17 +256,17 @@ def test_dry_run_records_previews_and_a_later_real_run_captures_once(
 
 
 def test_every_request_has_its_audit_rows(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """payment_queued when queued and payment_succeeded when done, per request key."""
-    two_line_order(landing, fake_stripe, multicapture=True)
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 0}, w.AS_OF - timedelta(hours=1))
+    two_line_order(pay_landing, fake_stripe, multicapture=True)
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 0}, w.AS_OF - timedelta(hours=1))
     s = settings(tmp_path, payments_multicapture=True)
-    w.cycle(con, landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe, multicapture=True))
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF + timedelta(hours=1))
+    w.cycle(con, pay_landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe, multicapture=True))
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF + timedelta(hours=1))
     w.cycle(
         con,
-        landing,
+        pay_landing,
         s,
         "run-2",
         w.AS_OF + timedelta(hours=2),
@@ -439,17 +305,17 @@ def test_every_request_has_its_audit_rows(
 
 
 def test_status_explain_and_summary_flag_an_authorization_lapsing_before_the_promise(
-    tmp_path: Path, landing: Path, fake_stripe: FakeStripe, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, pay_landing: Path, fake_stripe: FakeStripe, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Promised from a PO 6 days out, authorization good for 2: all three say so."""
     from backorders import cli, payment_stage
     from backorders.report import summary_text
 
     db = tmp_path / "backorders.duckdb"
-    lapsing_order(landing)
+    lapsing_order(pay_landing)
     s = settings(tmp_path)
     with store.connect(db) as con:
-        w.cycle(con, landing, s, "run-1", w.AS_OF)
+        w.cycle(con, pay_landing, s, "run-1", w.AS_OF)
         con.execute(
             "insert into runs (run_id, as_of, started_at, status) "
             "values ('run-1', $a, $a, 'succeeded')",
@@ -480,22 +346,17 @@ def test_stripe_key_is_never_shown_by_the_settings(monkeypatch: pytest.MonkeyPat
     assert w.KEY not in json.dumps(s.public_dict()) and s.public_dict()["stripe_api_key"] == "set"
 
 
-def _ready_order(landing: Path, fake_stripe: FakeStripe) -> None:
-    two_line_order(landing, fake_stripe)
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
-
-
 def test_lost_answer_and_rate_limit_are_retried_with_the_same_key_capturing_once(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """A 429, then a capture whose answer is lost: the third request replays the stored answer."""
-    _ready_order(landing, fake_stripe)
+    w.ready_order(pay_landing, fake_stripe)
     fake_stripe.fail_next(1, "429")
     fake_stripe.fail_next(1, "drop_after_accept")
     snd = StripeSender(
         api_key=w.KEY, api_base=fake_stripe.url, timeout_s=5, max_attempts=4, sleep=lambda s: None
     )
-    _, r = w.cycle(con, landing, settings(tmp_path), "run-1", w.AS_OF, sender=snd)
+    _, r = w.cycle(con, pay_landing, settings(tmp_path), "run-1", w.AS_OF, sender=snd)
     row = w.requests(con)[0]
     assert r is not None and r.succeeded == 1 and row["status"] == "succeeded"
     assert (
@@ -507,7 +368,7 @@ def test_lost_answer_and_rate_limit_are_retried_with_the_same_key_capturing_once
 
 
 def test_a_stop_request_sends_nothing_more_and_leaves_requests_pending(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """SIGTERM asked for before the pass: no request goes out, the rows wait for the next run."""
     import signal
@@ -515,8 +376,8 @@ def test_a_stop_request_sends_nothing_more_and_leaves_requests_pending(
     from backorders import interrupt
     from backorders.adapters import payment_send
 
-    _ready_order(landing, fake_stripe)
-    w.cycle(con, landing, settings(tmp_path), "run-1", w.AS_OF)
+    w.ready_order(pay_landing, fake_stripe)
+    w.cycle(con, pay_landing, settings(tmp_path), "run-1", w.AS_OF)
     interrupt.request(signal.SIGTERM)
     try:
         r = payment_send.send_pending(con, sender(fake_stripe), run_id="run-1", now=lambda: w.AS_OF)
@@ -529,7 +390,7 @@ def test_a_stop_request_sends_nothing_more_and_leaves_requests_pending(
 @pytest.mark.parametrize("took_effect", [True, False])
 def test_in_doubt_past_the_idempotency_window_is_settled_on_the_payment_intent(
     tmp_path: Path,
-    landing: Path,
+    pay_landing: Path,
     con: duckdb.DuckDBPyConnection,
     fake_stripe: FakeStripe,
     took_effect: bool,
@@ -537,8 +398,8 @@ def test_in_doubt_past_the_idempotency_window_is_settled_on_the_payment_intent(
     """Left `sending` two days ago: the intent says whether it was captured; never twice."""
     from backorders.adapters import payment_send
 
-    _ready_order(landing, fake_stripe)
-    w.cycle(con, landing, settings(tmp_path), "run-1", w.AS_OF)
+    w.ready_order(pay_landing, fake_stripe)
+    w.cycle(con, pay_landing, settings(tmp_path), "run-1", w.AS_OF)
     con.execute(
         "update payment_requests set status = 'sending', attempts = 1, first_sent_at = $t",
         {"t": w.AS_OF - timedelta(days=2)},

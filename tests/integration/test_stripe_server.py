@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,7 +19,7 @@ import pytest
 import stripe
 
 from backorders.devtools.stripe_server import FakeStripe
-from tests.integration.payments_world import KEY  # the shared `fake_stripe` fixture's key
+from tests.integration.payments_world import KEY, held_capture  # KEY: `fake_stripe`'s
 
 pytestmark = pytest.mark.integration
 
@@ -289,19 +287,6 @@ def test_same_key_other_body_raises_idempotency_error_unless_the_first_failed_va
     assert bad.value.code == "parameter_invalid_integer"
     pi = intents.capture("pi_v", {"amount_to_capture": 1000}, {"idempotency_key": "k-2"})
     assert pi.status == "succeeded" and fake_stripe.captures()["pi_v"] == [1000]
-
-
-def held_capture(fake_stripe: FakeStripe, intent_id: str, key: str) -> threading.Thread:
-    """A capture under `key` that has taken effect and whose answer is held (not yet out)."""
-    fake_stripe.hold_answers()
-    path = f"/v1/payment_intents/{intent_id}/capture"
-    first = threading.Thread(target=post, args=(fake_stripe, path, {}), kwargs={"idem": key})
-    first.start()
-    deadline = time.monotonic() + 30  # a generous bound: the capture itself is instant
-    while intent_id not in fake_stripe.captures() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert intent_id in fake_stripe.captures()
-    return first
 
 
 def test_same_key_while_the_first_request_executes_is_409_idempotency_key_in_use(
