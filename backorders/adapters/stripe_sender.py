@@ -123,7 +123,11 @@ class StripeSender:
             return PaymentOutcome(p.request_key, "not_sent", error=self.stop_reason, attempts=0)
         return last
 
-    def _took_effect(self, p: OutgoingPayment) -> PaymentOutcome | None:
+    def _took_effect(
+        self,
+        p: OutgoingPayment,
+        note: str = "in doubt past Stripe's idempotency window: found done on the PaymentIntent",
+    ) -> PaymentOutcome | None:
         """Did a request in doubt take effect? Its PaymentIntent says (None: no, or unknown).
 
         For a request in doubt longer than Stripe keeps idempotency keys: a capture took
@@ -142,7 +146,6 @@ class StripeSender:
         if not done:
             return None
         rid = getattr(getattr(pi, "last_response", None), "request_id", None)
-        note = "in doubt past Stripe's idempotency window: found done on the PaymentIntent"
         return PaymentOutcome(p.request_key, "succeeded", str(pi.status), rid, note, 1)
 
     def _judge(
@@ -182,6 +185,18 @@ class StripeSender:
             # the request may have reached Stripe: in doubt, and safe to send again (same key)
             error = f"no answer from Stripe ({text}); sent again with the same key"
             return PaymentOutcome(key, "unknown", error=error, attempts=attempt), backoff
+        if exc.http_status == 500 and _replayed(exc):
+            # Stripe saved this 500 under the key once the endpoint began: every retry with
+            # the key gets it again, so the PaymentIntent says instead
+            done = self._took_effect(p, "Stripe replays a 500 saved under the key: found done")
+            if done is not None:
+                return done, None
+            error = (
+                f"Stripe saved a 500 under key {key} and replays it to every retry ({text}); "
+                "the PaymentIntent shows it not done: in doubt until Stripe forgets the key "
+                "(payment_lookup_after_h)"
+            )
+            return PaymentOutcome(key, "unknown", error=error, attempts=attempt), None
         if isinstance(exc, stripe.APIError) and (exc.http_status or 500) >= 500:
             error = f"Stripe answered HTTP {exc.http_status}: {text}"
             status = "unknown" if exc.http_status == 500 else "failed"
@@ -202,3 +217,9 @@ def _code(exc: stripe.StripeError) -> str | None:
     """Stripe's error code (an APIError, e.g. a 409, carries it on its error object only)."""
     err = getattr(exc, "error", None)
     return getattr(exc, "code", None) or (getattr(err, "code", None) if err else None)
+
+
+def _replayed(exc: stripe.StripeError) -> bool:
+    """Was this answer Stripe's stored answer to an earlier request with the key?"""
+    headers = getattr(exc, "headers", None) or {}
+    return any(k.lower() == "idempotent-replayed" and v == "true" for k, v in headers.items())

@@ -127,3 +127,22 @@ def test_release_in_doubt_after_a_partial_multicapture_is_settled_as_done(
     assert r.succeeded == 1 and row["status"] == "succeeded"
     assert "found done on the PaymentIntent" in row["last_error"]
     assert [e["action"] for e in fake_stripe.ledger.executed] == ["capture", "release"]
+
+
+def test_a_500_saved_under_the_key_is_not_resent_but_settled_on_the_intent(
+    fake_stripe: FakeStripe,
+) -> None:
+    """Stripe replays a saved 500 to every retry with the key: one retry, then the intent."""
+    from backorders.adapters.payment_send import OutgoingPayment
+
+    fake_stripe.add_intent("pi_O1", 5000)
+    fake_stripe.fail_next(1, "500_saved")
+    snd = StripeSender(
+        api_key=w.KEY, api_base=fake_stripe.url, max_attempts=5, sleep=lambda s: None
+    )
+    p = OutgoingPayment("bo_500", "capture", "pi_O1", 5000, None, w.AS_OF + timedelta(days=1))
+    outcome = snd.send(p)
+    assert (outcome.status, outcome.attempts) == ("unknown", 2)
+    assert outcome.error is not None and "replays it to every retry" in outcome.error
+    assert fake_stripe.requests_seen == 3  # the first, one replayed retry, the lookup
+    assert fake_stripe.ledger.replayed == 1 and fake_stripe.captures() == {}

@@ -306,3 +306,17 @@ def test_same_key_while_the_first_request_executes_is_409_idempotency_key_in_use
     pi = intents.capture("pi_h", {}, {"idempotency_key": "k-h"})  # the stored answer
     assert pi.status == "succeeded" and fake_stripe.ledger.replayed == 1
     assert fake_stripe.captures() == {"pi_h": [1000]}
+
+
+def test_a_500_saved_under_a_key_is_replayed_and_nothing_is_carried_out(
+    fake_stripe: FakeStripe,
+) -> None:
+    """Stripe saves an answer once the endpoint began, "including 500 errors"."""
+    fake_stripe.add_intent("pi_5", 1000)
+    fake_stripe.fail_next(1, "500_saved")
+    path = "/v1/payment_intents/pi_5/capture"
+    first = post(fake_stripe, path, {}, idem="k-5")
+    again = post(fake_stripe, path, {}, idem="k-5")
+    assert first[0] == again[0] == 500 and again[2].get("Idempotent-Replayed") == "true"
+    assert first[1]["error"]["type"] == "api_error" and fake_stripe.captures() == {}
+    assert post(fake_stripe, path, {}, idem="k-6")[0] == 200  # another key: carried out

@@ -126,9 +126,19 @@ class Ledger:
         return intent
 
     def handle(
-        self, method: str, path: str, params: Mapping[str, str], idempotency_key: str | None
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        idempotency_key: str | None,
+        *,
+        crash: Answer | None = None,
     ) -> tuple[Answer, bool]:
-        """Answer one authenticated API request: (status and body, replayed)."""
+        """Answer one authenticated API request: (status and body, replayed).
+
+        ``crash``: the endpoint began and failed with this answer before taking effect;
+        Stripe saves it under the key like any other answer (a 500 is replayed too).
+        """
         fingerprint = (method, path, tuple(sorted(params.items())))
         with self._lock:
             if idempotency_key and idempotency_key in self._answers:
@@ -143,7 +153,7 @@ class Ledger:
                     ), False
                 self.replayed += 1
                 return answer, True
-            answer = self._route(method, path, params, idempotency_key)
+            answer = crash or self._route(method, path, params, idempotency_key)
             if idempotency_key and method == "POST" and _saved(answer):
                 self._answers[idempotency_key] = (fingerprint, answer)
             return answer, False

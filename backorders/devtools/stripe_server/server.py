@@ -16,7 +16,7 @@ from typing import Any
 from backorders.devtools.bearer import bearer_token, is_key
 from backorders.devtools.stripe_server.ledger import Answer, Intent, Ledger, stripe_error
 
-FAULTS = frozenset({"500", "429", "drop_after_accept"})
+FAULTS = frozenset({"500", "500_saved", "429", "drop_after_accept"})
 _HELD = "\0held"  # internal: the idempotency key a request holds until it is answered
 
 
@@ -26,8 +26,10 @@ class FakeStripe:
     ``api_key``: the one secret key accepted (401 otherwise); ``rate_limit_per_s``: requests
     per one-second window (429 ``rate_limit`` beyond); ``latency_s``: held before every
     answer, after the request took effect (a client killed during the wait has captured);
-    ``fail_next(n, mode)``: ``500``, ``429`` (not carried out) or ``drop_after_accept``
-    (carried out, then the connection is closed without an answer). A POST whose
+    ``fail_next(n, mode)``: ``500``, ``429`` (not carried out), ``500_saved`` (not carried
+    out, and the 500 saved under the request's key: replayed to every retry, as Stripe
+    does once an endpoint began) or ``drop_after_accept`` (carried out, then the
+    connection is closed without an answer). A POST whose
     Idempotency-Key is held by a request still being answered gets Stripe's 409
     ``idempotency_key_in_use`` (nothing carried out, nothing stored under the key).
     """
@@ -207,8 +209,11 @@ class FakeStripe:
         params = dict(
             urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         )
+        crash = None
+        if fault == "500_saved":
+            crash = stripe_error(500, "An unknown error occurred", kind="api_error")
         try:
-            answer, replayed = self.ledger.handle(method, query.path, params, key)
+            answer, replayed = self.ledger.handle(method, query.path, params, key, crash=crash)
         except BaseException:
             self.release(key)
             raise
@@ -251,10 +256,7 @@ def _handler(fake: FakeStripe) -> type[BaseHTTPRequestHandler]:
             (status, payload), extra, fault, held = fake.answer(
                 method, self.path, self.headers, body
             )
-            try:
-                self._reply(status, payload, extra, fault, held=held is not None)
-            finally:
-                fake.release(held)
+            self._reply(status, payload, extra, fault, held=held)
 
         def _reply(
             self,
@@ -263,12 +265,17 @@ def _handler(fake: FakeStripe) -> type[BaseHTTPRequestHandler]:
             extra: dict[str, str],
             fault: str | None,
             *,
-            held: bool,
+            held: str | None,
         ) -> None:
-            if fake.latency_s:
-                time.sleep(fake.latency_s)  # after the request took effect, as on Stripe
-            if held:  # a keyed request that took effect: its answer may be held
-                fake._gate.wait()
+            try:
+                if fake.latency_s:
+                    time.sleep(fake.latency_s)  # after the request took effect, as on Stripe
+                if held is not None:  # a keyed request that took effect: its answer may wait
+                    fake._gate.wait()
+            finally:
+                # free the key before the answer goes out: a client holding the answer may
+                # send the key again at once, and must get the stored answer, not a 409
+                fake.release(held)
             if fault == "drop_after_accept":
                 self.close_connection = True
                 self.connection.close()
