@@ -38,28 +38,19 @@ def payments_stage(
     sent: dict[str, Any] = {}
     failures, stopped = 0, None
     with store.connect(settings.db, memory_limit=settings.memory_limit) as con:
-        q = payment_queue.queue_requests(
-            con,
-            run_id=run_id,
-            now=as_of,
-            dry_run=dry,
-            multicapture=settings.payments_multicapture,
-            authorization_days=settings.payment_authorization_days,
-        )
+        q = queue(con, settings, run_id, as_of, dry_run=dry)
         total = ", ".join(format_minor(v, c) for c, v in sorted(q.capture_total.items())) or "0"
         progress(
             f"payments: {q.captures} capture(s) queued ({total}), {q.releases} release(s)"
             + (" recorded as previews (dry run)" if dry else "")
         )
         if not dry:
-            r = payment_send.send_pending(
+            r = send(
                 con,
+                settings,
                 sender or make_stripe_sender(settings),
                 run_id=run_id,
                 now=_clock(settings, as_of),
-                concurrency=settings.payment_concurrency,
-                retry_budget=settings.payment_retry_budget,
-                lookup_after_s=settings.payment_lookup_after_h * 3600,
                 progress=progress,
             )
             sent, failures, stopped = asdict(r), r.failures, r.stopped
@@ -82,6 +73,47 @@ def payments_stage(
         "reauthorize": len(flagged),
         "reauthorize_orders": [f["order_id"] for f in flagged[:FLAGGED_SHOWN]],
     }
+
+
+def queue(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    run_id: str,
+    as_of: datetime,
+    *,
+    dry_run: bool,
+) -> payment_queue.PaymentQueueResult:
+    """The queue step as the stage runs it (the multicapture and expiry settings)."""
+    return payment_queue.queue_requests(
+        con,
+        run_id=run_id,
+        now=as_of,
+        dry_run=dry_run,
+        multicapture=settings.payments_multicapture,
+        authorization_days=settings.payment_authorization_days,
+    )
+
+
+def send(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    sender: payment_send.PaymentSender,
+    *,
+    run_id: str,
+    now: Callable[[], datetime],
+    progress: Progress,
+) -> payment_send.PaymentSendResult:
+    """The send pass as the stage runs it (concurrency, retry budget, lookup window)."""
+    return payment_send.send_pending(
+        con,
+        sender,
+        run_id=run_id,
+        now=now,
+        concurrency=settings.payment_concurrency,
+        retry_budget=settings.payment_retry_budget,
+        lookup_after_s=settings.payment_lookup_after_h * 3600,
+        progress=progress,
+    )
 
 
 def _clock(settings: Settings, as_of: datetime) -> Callable[[], datetime]:

@@ -17,12 +17,13 @@ python_http_client 3.3.7, checked in their source):
   is raised raw. This adapter maps the former to "retry" and the latter to ``unknown``.
 * ``python_http_client`` logs the request headers, including ``Authorization: Bearer
   <key>``, at DEBUG level on logger ``python_http_client.client``. A redacting filter is
-  installed on that logger when this module is imported.
+  installed on that logger when backorders.adapters.redact is imported (here).
 * An empty/None ``api_key`` silently falls back to ``$SENDGRID_API_KEY``; this adapter
   refuses an empty key instead.
 * Query parameters are encoded with ``urllib.parse.urlencode`` (spaces as ``+``), which is
 
-Payloads: sendgrid_payload; Email Activity: sendgrid_activity; redaction: sendgrid_redact.
+Payloads: sendgrid_payload; Email Activity: sendgrid_activity; error texts: sendgrid_redact;
+redaction (shared with the Stripe sender): redact.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from typing import Any
 from python_http_client.exceptions import HTTPError as SendGridHTTPError
 from sendgrid import SendGridAPIClient
 
+from backorders.adapters.redact import REDACTED, scrub
 from backorders.adapters.sendgrid_activity import ActivityLookupMixin, activity_query
 from backorders.adapters.sendgrid_payload import (
     MAX_PERSONALIZATIONS,
@@ -46,7 +48,7 @@ from backorders.adapters.sendgrid_payload import (
     by_categories,
     chunks,
 )
-from backorders.adapters.sendgrid_redact import REDACTED, scrub, sendgrid_error_text
+from backorders.adapters.sendgrid_redact import sendgrid_error_text
 from backorders.adapters.sendgrid_retry import Pace, interruptible_sleep, rate_limit_wait_s
 from backorders.domain.email import (
     MAX_TEMPLATE_DATA_BYTES,

@@ -13,14 +13,16 @@ Facts this adapter relies on (stripe 16.1.0, checked in its source, and Stripe's
   key with other parameters is a 400 ``idempotency_error`` (``stripe.IdempotencyError``).
 * Errors: 401 ``AuthenticationError``, 403 ``PermissionError``, 429 ``RateLimitError``,
   400/404 ``InvalidRequestError`` (code, e.g. ``payment_intent_unexpected_state``,
-  ``amount_too_large``), 402 ``CardError``, 5xx ``APIError``, no answer
-  ``APIConnectionError``. The package does not log request headers (the key).
+  ``amount_too_large``), 402 ``CardError``, 409 and 5xx ``APIError`` (409
+  ``idempotency_key_in_use``: a request with the key is still executing), no answer
+  ``APIConnectionError``. The package does not log request headers (the key); it logs
+  requests and response bodies on logger ``stripe``, which backorders.adapters.redact
+  filters (as every error text here is scrubbed by its ``scrub``).
 """
 
 from __future__ import annotations
 
 import random
-import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,18 +30,10 @@ from typing import Any
 import stripe
 
 from backorders.adapters.payment_send import OutgoingPayment, PaymentOutcome
+from backorders.adapters.redact import REDACTED, scrub
 from backorders.adapters.sendgrid_retry import interruptible_sleep, retry_after_s
 
-REDACTED = "[REDACTED]"
-_KEY_RE = re.compile(r"\b(?:sk|rk)_(?:test|live)_[A-Za-z0-9_]+")
 _MAX_ERROR = 500
-
-
-def scrub(text: str, api_key: str) -> str:
-    """Remove the API key (and anything shaped like a Stripe secret key) from ``text``."""
-    if api_key:
-        text = text.replace(api_key, REDACTED)
-    return _KEY_RE.sub(REDACTED, text)
 
 
 class StripeSender:
@@ -72,17 +66,36 @@ class StripeSender:
         self.stop_reason: str | None = None
 
     def __repr__(self) -> str:
-        return "StripeSender(api_key=[REDACTED])"
+        return f"StripeSender(api_key={REDACTED})"
 
     def _call(self, p: OutgoingPayment) -> Any:
         options: Any = {"idempotency_key": p.request_key}
         intents = self._client.v1.payment_intents
+        if p.kind == "release" and self._partly_captured(p):
+            # Stripe's multicapture guide releases the rest of a partially captured intent
+            # with a final capture of 0 (docs.stripe.com/payments/multicapture), not a cancel
+            return intents.capture(
+                p.payment_ref, {"amount_to_capture": 0, "final_capture": True}, options
+            )
         if p.kind == "release":
             return intents.cancel(p.payment_ref, {"cancellation_reason": "abandoned"}, options)
         params: Any = {"amount_to_capture": p.amount}
         if self._multicapture and p.final_capture is not None:
             params["final_capture"] = p.final_capture
         return intents.capture(p.payment_ref, params, options)
+
+    def _partly_captured(self, p: OutgoingPayment) -> bool:
+        """Has the intent of a release received captures? Asked only after capture requests.
+
+        The intent says, not the requests: if every earlier capture failed, nothing was
+        captured and a cancel frees the authorization. Between attempts of one release the
+        answer stays the same (its intent's captures all went before it), so a resend
+        with its key is the same request.
+        """
+        if not (self._multicapture and p.captured_before > 0):
+            return False
+        pi = self._client.v1.payment_intents.retrieve(p.payment_ref)
+        return int(pi.amount_received or 0) > 0
 
     def send(self, p: OutgoingPayment) -> PaymentOutcome:
         """One request, retried with the same key on 429, 5xx and no answer."""
@@ -110,25 +123,29 @@ class StripeSender:
             return PaymentOutcome(p.request_key, "not_sent", error=self.stop_reason, attempts=0)
         return last
 
-    def _took_effect(self, p: OutgoingPayment) -> PaymentOutcome | None:
+    def _took_effect(
+        self,
+        p: OutgoingPayment,
+        note: str = "in doubt past Stripe's idempotency window: found done on the PaymentIntent",
+    ) -> PaymentOutcome | None:
         """Did a request in doubt take effect? Its PaymentIntent says (None: no, or unknown).
 
         For a request in doubt longer than Stripe keeps idempotency keys: a capture took
         effect when the intent has received this and every earlier capture of the order,
-        a release when the intent is canceled.
+        a release when nothing is authorized any more (canceled; succeeded after a final
+        capture of 0 released the rest of a partial multicapture).
         """
         try:
             pi = self._client.v1.payment_intents.retrieve(p.payment_ref)
         except stripe.StripeError:
             return None  # the resend below meets the same error and says it
         if p.kind == "release":
-            done = pi.status == "canceled"
+            done = pi.status in ("canceled", "succeeded")
         else:
             done = int(pi.amount_received or 0) >= p.captured_before + (p.amount or 0)
         if not done:
             return None
         rid = getattr(getattr(pi, "last_response", None), "request_id", None)
-        note = "in doubt past Stripe's idempotency window: found done on the PaymentIntent"
         return PaymentOutcome(p.request_key, "succeeded", str(pi.status), rid, note, 1)
 
     def _judge(
@@ -158,17 +175,35 @@ class StripeSender:
             return PaymentOutcome(
                 key, "failed", error=error, attempts=attempt, retryable=True
             ), wait
+        if exc.http_status == 409:  # idempotency_key_in_use: the first is still executing
+            error = (
+                f"Stripe is still executing an earlier request with this key (HTTP 409, "
+                f"{_code(exc) or 'conflict'}: {text}); sent again with the key"
+            )
+            return PaymentOutcome(key, "unknown", error=error, attempts=attempt), backoff
         if isinstance(exc, stripe.APIConnectionError):
             # the request may have reached Stripe: in doubt, and safe to send again (same key)
             error = f"no answer from Stripe ({text}); sent again with the same key"
             return PaymentOutcome(key, "unknown", error=error, attempts=attempt), backoff
+        if exc.http_status == 500 and _replayed(exc):
+            # Stripe saved this 500 under the key once the endpoint began: every retry with
+            # the key gets it again, so the PaymentIntent says instead
+            done = self._took_effect(p, "Stripe replays a 500 saved under the key: found done")
+            if done is not None:
+                return done, None
+            error = (
+                f"Stripe saved a 500 under key {key} and replays it to every retry ({text}); "
+                "the PaymentIntent shows it not done: in doubt until Stripe forgets the key "
+                "(payment_lookup_after_h)"
+            )
+            return PaymentOutcome(key, "unknown", error=error, attempts=attempt), None
         if isinstance(exc, stripe.APIError) and (exc.http_status or 500) >= 500:
             error = f"Stripe answered HTTP {exc.http_status}: {text}"
             status = "unknown" if exc.http_status == 500 else "failed"
             return PaymentOutcome(
                 key, status, error=error, attempts=attempt, retryable=True
             ), backoff
-        code = getattr(exc, "code", None)
+        code = _code(exc)
         error = f"Stripe refused the request (HTTP {exc.http_status}, {code or 'no code'}): {text}"
         return PaymentOutcome(key, "failed", error=error, attempts=attempt), None
 
@@ -176,3 +211,15 @@ class StripeSender:
         """Stripe's own message, without the key, one line, bounded."""
         message = getattr(exc, "user_message", None) or getattr(exc, "_message", None) or ""
         return " ".join(scrub(str(message), self._key).split())[:_MAX_ERROR]
+
+
+def _code(exc: stripe.StripeError) -> str | None:
+    """Stripe's error code (an APIError, e.g. a 409, carries it on its error object only)."""
+    err = getattr(exc, "error", None)
+    return getattr(exc, "code", None) or (getattr(err, "code", None) if err else None)
+
+
+def _replayed(exc: stripe.StripeError) -> bool:
+    """Was this answer Stripe's stored answer to an earlier request with the key?"""
+    headers = getattr(exc, "headers", None) or {}
+    return any(k.lower() == "idempotent-replayed" and v == "true" for k, v in headers.items())

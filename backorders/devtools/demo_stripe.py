@@ -59,7 +59,8 @@ def local_stripe(
 def headline(fake: FakeStripe) -> str:
     """What the local server carried out, in one line (the demo prints it)."""
     caps = fake.captures()
-    cancels = sum(e["action"] == "cancel" for e in fake.ledger.executed)
+    # a release: a cancel, or a final capture of 0 after a partial multicapture
+    cancels = sum(e["action"] in ("cancel", "release") for e in fake.ledger.executed)
     return (
         f"{sum(len(v) for v in caps.values())} capture(s) carried out on {len(caps)} "
         f"PaymentIntent(s), {cancels} canceled (released), {fake.ledger.replayed} idempotent "

@@ -13,6 +13,7 @@ import pytest
 
 from backorders.adapters import allocation_store, audit, store
 from backorders.adapters.ingest import FileResult, ingest_landing
+from backorders.devtools.stripe_server import FakeStripe
 from backorders.settings import Settings, load_settings
 
 AS_OF = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -169,10 +170,28 @@ def con(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 @pytest.fixture
+def fake_stripe() -> Iterator[FakeStripe]:
+    """The local Stripe server, serving, with the one key the payment tests use."""
+    from tests.integration.payments_world import KEY
+
+    with FakeStripe(api_key=KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
 def landing(tmp_path: Path) -> Path:
     path = tmp_path / "landing"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def pay_landing(landing: Path) -> Path:
+    """The landing zone with the customer and products of the payment tests' orders."""
+    from tests.integration.payments_world import base
+
+    base(landing)
+    return landing
 
 
 IngestFn = Callable[..., list[FileResult]]

@@ -2,22 +2,29 @@
 
 Orders carry Stripe authorizations (payment columns of the orders feed); each cycle is
 ingest + reconcile + allocate (as the flow runs them, without the GX suites), then the
-payments stage's queue step and, when a sender is given, its send pass.
+payments stage's queue step and, when a sender is given, its send pass (both as
+backorders.payment_stage runs them, from the settings).
 """
 
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import stripe
 
+from backorders import payment_stage
 from backorders.adapters import allocation_store, audit, payment_queue, payment_send
 from backorders.adapters.ingest import ingest_landing
-from backorders.settings import Settings
+from backorders.adapters.stripe_sender import StripeSender
+from backorders.devtools.stripe_server import FakeStripe
+from backorders.settings import Settings, load_settings
 
 AS_OF = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 KEY = "sk_test_local_4eC39HqLyjWDarjtT1zdp7dc"
@@ -107,18 +114,11 @@ def cycle(
     )
     allocation_store.reconcile(con, as_of=as_of, settings=settings)
     allocation_store.allocate(con, run_id=run_id, as_of=as_of, settings=settings, now=as_of)
-    q = payment_queue.queue_requests(
-        con,
-        run_id=run_id,
-        now=as_of,
-        dry_run=dry_run,
-        multicapture=settings.payments_multicapture,
-        authorization_days=settings.payment_authorization_days,
-    )
+    q = payment_stage.queue(con, settings, run_id, as_of, dry_run=dry_run)
     r = None
     if sender is not None:
-        r = payment_send.send_pending(
-            con, sender, run_id=run_id, now=lambda: as_of, progress=lambda s: None
+        r = payment_stage.send(
+            con, settings, sender, run_id=run_id, now=lambda: as_of, progress=lambda s: None
         )
     assert audit.verify(con) == []
     return q, r
@@ -129,3 +129,60 @@ def requests(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     cur = con.execute("select * from payment_requests order by created_at, request_key")
     cols = [d[0] for d in cur.description or []]
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+LINES = "order_id,line_no,sku,qty,unit_price,status,updated_at"
+T0 = "2026-11-20T09:00:00Z"
+
+
+def settings(tmp_path: Path, **kw: object) -> Settings:
+    """Settings for the shared `con` fixture's file (tests/integration/conftest.py)."""
+    return load_settings(db=tmp_path / "backorders.duckdb", landing=tmp_path / "landing", **kw)
+
+
+def sender(fake_stripe: FakeStripe, *, multicapture: bool = False, key: str = KEY) -> StripeSender:
+    """The Stripe sender the tests use against the local server (3 attempts, 5 s)."""
+    return StripeSender(
+        api_key=key,
+        api_base=fake_stripe.url,
+        timeout_s=5,
+        max_attempts=3,
+        multicapture=multicapture,
+    )
+
+
+def two_line_order(landing: Path, fake_stripe: FakeStripe, *, multicapture: bool = False) -> None:
+    """O1: 2 x SKU-A at 10.00 and 1 x SKU-B at 15.50 (35.50 USD), authorized for 50.00."""
+    fake_stripe.add_intent("pi_O1", 5000, multicapture=multicapture)
+    write(landing, "orders", ORDERS_HEADER, [order("O1", "pi_O1", 5000)])
+    write(
+        landing,
+        "order_lines",
+        LINES,
+        [f"O1,1,SKU-A,2,10.00,open,{T0}", f"O1,2,SKU-B,1,15.50,open,{T0}"],
+    )
+
+
+def ready_order(landing: Path, fake_stripe: FakeStripe) -> None:
+    """The two-line order with stock for both lines."""
+    two_line_order(landing, fake_stripe)
+    stock(landing, {"SKU-A": 2, "SKU-B": 1}, AS_OF - timedelta(hours=1))
+
+
+def held_capture(fake_stripe: FakeStripe, intent_id: str, key: str) -> threading.Thread:
+    """A capture under `key` that has taken effect and whose answer is held (not yet out)."""
+    fake_stripe.hold_answers()
+    client = stripe.StripeClient(
+        KEY, base_addresses={"api": fake_stripe.url}, max_network_retries=0
+    )
+    first = threading.Thread(
+        target=client.v1.payment_intents.capture,
+        args=(intent_id, {}, {"idempotency_key": key}),
+        daemon=True,
+    )
+    first.start()
+    deadline = time.monotonic() + 30  # a generous bound: the capture itself is instant
+    while intent_id not in fake_stripe.captures() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert intent_id in fake_stripe.captures()
+    return first

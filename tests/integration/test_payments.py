@@ -8,7 +8,6 @@ package to `FakeStripe`, which is as strict as Stripe about amounts, states and 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,56 +17,11 @@ import pytest
 from backorders.adapters import store
 from backorders.adapters.stripe_sender import StripeSender
 from backorders.devtools.stripe_server import FakeStripe
-from backorders.settings import Settings, load_settings
+from backorders.settings import load_settings
 from tests.integration import payments_world as w
+from tests.integration.payments_world import LINES, T0, sender, settings, two_line_order
 
 pytestmark = pytest.mark.integration
-LINES = "order_id,line_no,sku,qty,unit_price,status,updated_at"
-T0 = "2026-11-20T09:00:00Z"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeStripe]:
-    with FakeStripe(api_key=w.KEY) as f:
-        yield f
-
-
-@pytest.fixture
-def landing(tmp_path: Path) -> Path:
-    path = tmp_path / "landing"
-    w.base(path)
-    return path
-
-
-@pytest.fixture
-def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    c = store.connect(tmp_path / "payments.duckdb")
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-def settings(tmp_path: Path, **kw: object) -> Settings:
-    return load_settings(db=tmp_path / "payments.duckdb", landing=tmp_path / "landing", **kw)
-
-
-def sender(fake: FakeStripe, *, multicapture: bool = False, key: str = w.KEY) -> StripeSender:
-    return StripeSender(
-        api_key=key, api_base=fake.url, timeout_s=5, max_attempts=3, multicapture=multicapture
-    )
-
-
-def two_line_order(landing: Path, fake: FakeStripe, *, multicapture: bool = False) -> None:
-    """O1: 2 x SKU-A at 10.00 and 1 x SKU-B at 15.50 (35.50 USD), authorized for 50.00."""
-    fake.add_intent("pi_O1", 5000, multicapture=multicapture)
-    w.write(landing, "orders", w.ORDERS_HEADER, [w.order("O1", "pi_O1", 5000)])
-    w.write(
-        landing,
-        "order_lines",
-        LINES,
-        [f"O1,1,SKU-A,2,10.00,open,{T0}", f"O1,2,SKU-B,1,15.50,open,{T0}"],
-    )
 
 
 def lapsing_order(landing: Path) -> datetime:
@@ -88,81 +42,89 @@ def lapsing_order(landing: Path) -> datetime:
 @pytest.mark.parametrize("multicapture", [False, True])
 def test_order_allocated_over_two_runs_captures_at_completion_or_per_part(
     tmp_path: Path,
-    landing: Path,
+    pay_landing: Path,
     con: duckdb.DuckDBPyConnection,
-    fake: FakeStripe,
+    fake_stripe: FakeStripe,
     multicapture: bool,
 ) -> None:
     """Run 1 has stock for line 1 only, run 2 for both: once at completion, or twice (last final)."""
     s = settings(tmp_path, payments_multicapture=multicapture)
-    two_line_order(landing, fake, multicapture=multicapture)
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 0}, w.AS_OF - timedelta(hours=1))
+    two_line_order(pay_landing, fake_stripe, multicapture=multicapture)
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 0}, w.AS_OF - timedelta(hours=1))
     q1, _ = w.cycle(
-        con, landing, s, "run-1", w.AS_OF, sender=sender(fake, multicapture=multicapture)
+        con, pay_landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe, multicapture=multicapture)
     )
     day2 = w.AS_OF + timedelta(days=1)
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 1}, day2 - timedelta(hours=1))
-    q2, _ = w.cycle(con, landing, s, "run-2", day2, sender=sender(fake, multicapture=multicapture))
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 1}, day2 - timedelta(hours=1))
+    q2, _ = w.cycle(
+        con, pay_landing, s, "run-2", day2, sender=sender(fake_stripe, multicapture=multicapture)
+    )
     q3, _ = w.cycle(
         con,
-        landing,
+        pay_landing,
         s,
         "run-3",
         day2 + timedelta(hours=1),
-        sender=sender(fake, multicapture=multicapture),
+        sender=sender(fake_stripe, multicapture=multicapture),
     )
     reqs = w.requests(con)
     if multicapture:
         assert (q1.captures, q2.captures) == (1, 1)
-        assert fake.captures() == {"pi_O1": [2000, 1550]}
+        assert fake_stripe.captures() == {"pi_O1": [2000, 1550]}
         assert [(r["amount"], r["final_capture"]) for r in reqs] == [(2000, False), (1550, True)]
     else:
         assert (q1.captures, q2.captures) == (0, 1)
-        assert fake.captures() == {"pi_O1": [3550]}
+        assert fake_stripe.captures() == {"pi_O1": [3550]}
         assert [(r["amount"], r["final_capture"]) for r in reqs] == [(3550, None)]
     assert q3.captures + q3.releases == 0  # a rerun queues nothing
     assert all(r["status"] == "succeeded" for r in reqs)
-    pi = fake.intent("pi_O1")
+    pi = fake_stripe.intent("pi_O1")
     assert (pi.status, pi.amount_received, pi.amount_capturable) == ("succeeded", 3550, 0)
 
 
 def test_capture_never_exceeds_the_authorized_amount(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """Lines worth 35.50 on an authorization of 30.00: 30.00 is captured, and Stripe's rule holds."""
-    fake.add_intent("pi_O1", 3000)
-    w.write(landing, "orders", w.ORDERS_HEADER, [w.order("O1", "pi_O1", 3000)])
+    fake_stripe.add_intent("pi_O1", 3000)
+    w.write(pay_landing, "orders", w.ORDERS_HEADER, [w.order("O1", "pi_O1", 3000)])
     w.write(
-        landing,
+        pay_landing,
         "order_lines",
         LINES,
         [f"O1,1,SKU-A,2,10.00,open,{T0}", f"O1,2,SKU-B,1,15.50,open,{T0}"],
     )
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
-    q, r = w.cycle(con, landing, settings(tmp_path), "run-1", w.AS_OF, sender=sender(fake))
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
+    q, r = w.cycle(
+        con, pay_landing, settings(tmp_path), "run-1", w.AS_OF, sender=sender(fake_stripe)
+    )
     assert q.capture_total == {"USD": 3000} and r is not None and r.succeeded == 1
-    assert fake.captures() == {"pi_O1": [3000]}
+    assert fake_stripe.captures() == {"pi_O1": [3000]}
     # and a request for more than is capturable is refused by the server, as by Stripe
     con.execute(
         "update payment_requests set status = 'pending', amount = 3001, request_key = 'bo_over'"
     )
-    r2 = w.cycle(con, landing, settings(tmp_path), "run-2", w.AS_OF, sender=sender(fake))[1]
+    r2 = w.cycle(
+        con, pay_landing, settings(tmp_path), "run-2", w.AS_OF, sender=sender(fake_stripe)
+    )[1]
     row = w.requests(con)[0]
-    assert r2 is not None and r2.failed == 1 and fake.captures() == {"pi_O1": [3000]}
+    assert r2 is not None and r2.failed == 1 and fake_stripe.captures() == {"pi_O1": [3000]}
     assert row["status"] == "failed" and row["failure"] == "permanent"
     assert "payment_intent_unexpected_state" in row["last_error"]
 
 
 def test_release_queued_when_every_line_is_cancelled(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """Both lines cancelled: one release (cancel), nothing captured; a rerun adds nothing."""
-    two_line_order(landing, fake)
-    w.stock(landing, {"SKU-A": 0, "SKU-B": 0}, w.AS_OF - timedelta(hours=1))
+    two_line_order(pay_landing, fake_stripe)
+    w.stock(pay_landing, {"SKU-A": 0, "SKU-B": 0}, w.AS_OF - timedelta(hours=1))
     s = settings(tmp_path)
-    assert w.cycle(con, landing, s, "run-1", w.AS_OF, sender=sender(fake))[0].releases == 0
+    assert (
+        w.cycle(con, pay_landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe))[0].releases == 0
+    )
     w.write(
-        landing,
+        pay_landing,
         "order_lines",
         LINES,
         [
@@ -171,62 +133,62 @@ def test_release_queued_when_every_line_is_cancelled(
         ],
     )
     later = w.AS_OF + timedelta(hours=2)
-    q, r = w.cycle(con, landing, s, "run-2", later, sender=sender(fake))
+    q, r = w.cycle(con, pay_landing, s, "run-2", later, sender=sender(fake_stripe))
     assert (q.captures, q.releases) == (0, 1) and r is not None and r.succeeded == 1
-    assert w.cycle(con, landing, s, "run-3", later, sender=sender(fake))[0].releases == 0
-    pi = fake.intent("pi_O1")
-    assert (pi.status, pi.amount_received) == ("canceled", 0) and fake.captures() == {}
+    assert w.cycle(con, pay_landing, s, "run-3", later, sender=sender(fake_stripe))[0].releases == 0
+    pi = fake_stripe.intent("pi_O1")
+    assert (pi.status, pi.amount_received) == ("canceled", 0) and fake_stripe.captures() == {}
 
 
 def test_expiry_before_the_promised_date_is_flagged_and_no_capture_after_expiry(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """No stock: flagged (no date yet); stock after the expiry: nothing captured, ever."""
     from backorders.payment_stage import authorizations
 
-    fake.add_intent("pi_O1", 5000)
-    expires = lapsing_order(landing)
+    fake_stripe.add_intent("pi_O1", 5000)
+    expires = lapsing_order(pay_landing)
     s = settings(tmp_path)
-    w.cycle(con, landing, s, "run-1", w.AS_OF, sender=sender(fake))
+    w.cycle(con, pay_landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe))
     flags = authorizations(con, s, w.AS_OF)
     assert [(f["order_id"], f["reauthorize"], f["expired"]) for f in flags] == [("O1", True, False)]
     assert flags[0]["promised_date"] > expires.date()  # promised from the PO, after the expiry
     after = expires + timedelta(hours=1)
-    w.stock(landing, {"SKU-A": 2}, after - timedelta(minutes=5))
-    q, _ = w.cycle(con, landing, s, "run-2", after, sender=sender(fake))
-    assert q.captures == 0 and w.requests(con) == [] and fake.captures() == {}
+    w.stock(pay_landing, {"SKU-A": 2}, after - timedelta(minutes=5))
+    q, _ = w.cycle(con, pay_landing, s, "run-2", after, sender=sender(fake_stripe))
+    assert q.captures == 0 and w.requests(con) == [] and fake_stripe.captures() == {}
     assert authorizations(con, s, after)[0]["expired"]
 
 
 def test_request_due_before_expiry_but_sent_after_it_is_failed_never_sent(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """A capture queued in time whose send pass comes after the expiry never reaches Stripe."""
     from backorders.adapters import payment_send
 
-    two_line_order(landing, fake)
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
-    w.cycle(con, landing, settings(tmp_path), "run-1", w.AS_OF)  # queued, not sent
+    two_line_order(pay_landing, fake_stripe)
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
+    w.cycle(con, pay_landing, settings(tmp_path), "run-1", w.AS_OF)  # queued, not sent
     late = w.AS_OF + timedelta(days=6)
-    r = payment_send.send_pending(con, sender(fake), run_id="late", now=lambda: late)
+    r = payment_send.send_pending(con, sender(fake_stripe), run_id="late", now=lambda: late)
     row = w.requests(con)[0]
-    assert r.expired == 1 and fake.requests_seen == 0
+    assert r.expired == 1 and fake_stripe.requests_seen == 0
     assert row["status"] == "failed" and "authorization expired" in row["last_error"]
 
 
 def test_idempotency_conflict_is_surfaced_clearly(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """The same key with another body: failed for a person, with Stripe's idempotency_error."""
-    two_line_order(landing, fake)
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
+    two_line_order(pay_landing, fake_stripe)
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
     s = settings(tmp_path)
-    w.cycle(con, landing, s, "run-1", w.AS_OF, sender=sender(fake))
+    w.cycle(con, pay_landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe))
     # someone edits the captured request's amount and puts it back to pending by hand
     con.execute("update payment_requests set status = 'pending', amount = 1000")
-    _, r = w.cycle(con, landing, s, "run-2", w.AS_OF, sender=sender(fake))
+    _, r = w.cycle(con, pay_landing, s, "run-2", w.AS_OF, sender=sender(fake_stripe))
     row = w.requests(con)[0]
-    assert r is not None and r.failed == 1 and fake.captures() == {"pi_O1": [3550]}
+    assert r is not None and r.failed == 1 and fake_stripe.captures() == {"pi_O1": [3550]}
     assert row["status"] == "failed" and row["failure"] == "permanent"
     assert row["last_error"].startswith("idempotency conflict:")
     assert row["request_key"] in row["last_error"]
@@ -236,31 +198,33 @@ def test_idempotency_conflict_is_surfaced_clearly(
 
 def test_bad_key_stops_the_pass_and_leaves_requests_pending(
     tmp_path: Path,
-    landing: Path,
+    pay_landing: Path,
     con: duckdb.DuckDBPyConnection,
-    fake: FakeStripe,
+    fake_stripe: FakeStripe,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A 401 stops sending at once; nothing is failed; the key is in no text anywhere."""
     bad = "sk_test_wrong_51HxYzAbCdEfGhIjKlMnOp"
     for i in range(1, 6):
-        fake.add_intent(f"pi_O{i}", 3000)
+        fake_stripe.add_intent(f"pi_O{i}", 3000)
     w.write(
-        landing,
+        pay_landing,
         "orders",
         w.ORDERS_HEADER,
         [w.order(f"O{i}", f"pi_O{i}", 3000) for i in range(1, 6)],
     )
-    w.write(landing, "order_lines", LINES, [f"O{i},1,SKU-A,1,10.00,open,{T0}" for i in range(1, 6)])
-    w.stock(landing, {"SKU-A": 5}, w.AS_OF - timedelta(hours=1))
+    w.write(
+        pay_landing, "order_lines", LINES, [f"O{i},1,SKU-A,1,10.00,open,{T0}" for i in range(1, 6)]
+    )
+    w.stock(pay_landing, {"SKU-A": 5}, w.AS_OF - timedelta(hours=1))
     s = settings(tmp_path, payment_concurrency=1)
-    snd = sender(fake, key=bad)
+    snd = sender(fake_stripe, key=bad)
     from backorders.adapters import payment_send
 
-    w.cycle(con, landing, s, "run-1", w.AS_OF)
+    w.cycle(con, pay_landing, s, "run-1", w.AS_OF)
     r = payment_send.send_pending(con, snd, run_id="run-1", now=lambda: w.AS_OF, concurrency=1)
     assert r.stopped is not None and "STRIPE_API_KEY" in r.stopped
-    assert fake.answered_401 == 1 and r.not_sent == 5 and r.failed == 0
+    assert fake_stripe.answered_401 == 1 and r.not_sent == 5 and r.failed == 0
     statuses = {x["status"] for x in w.requests(con)}
     assert statuses == {"pending"}
     dump = " ".join(
@@ -274,39 +238,39 @@ def test_bad_key_stops_the_pass_and_leaves_requests_pending(
 
 
 def test_dry_run_records_previews_and_a_later_real_run_captures_once(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """Two dry runs record one preview; the real run then captures the same order once."""
-    two_line_order(landing, fake)
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
+    two_line_order(pay_landing, fake_stripe)
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
     s = settings(tmp_path)
-    assert w.cycle(con, landing, s, "dry-1", w.AS_OF, dry_run=True)[0].captures == 1
-    assert w.cycle(con, landing, s, "dry-2", w.AS_OF, dry_run=True)[0].captures == 0
-    q, r = w.cycle(con, landing, s, "real", w.AS_OF, sender=sender(fake))
+    assert w.cycle(con, pay_landing, s, "dry-1", w.AS_OF, dry_run=True)[0].captures == 1
+    assert w.cycle(con, pay_landing, s, "dry-2", w.AS_OF, dry_run=True)[0].captures == 0
+    q, r = w.cycle(con, pay_landing, s, "real", w.AS_OF, sender=sender(fake_stripe))
     assert q.captures == 1 and r is not None and r.succeeded == 1
     assert [(x["preview"], x["status"]) for x in w.requests(con)] == [
         (True, "preview"),
         (False, "succeeded"),
     ]
-    assert fake.captures() == {"pi_O1": [3550]}
+    assert fake_stripe.captures() == {"pi_O1": [3550]}
 
 
 def test_every_request_has_its_audit_rows(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """payment_queued when queued and payment_succeeded when done, per request key."""
-    two_line_order(landing, fake, multicapture=True)
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 0}, w.AS_OF - timedelta(hours=1))
+    two_line_order(pay_landing, fake_stripe, multicapture=True)
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 0}, w.AS_OF - timedelta(hours=1))
     s = settings(tmp_path, payments_multicapture=True)
-    w.cycle(con, landing, s, "run-1", w.AS_OF, sender=sender(fake, multicapture=True))
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF + timedelta(hours=1))
+    w.cycle(con, pay_landing, s, "run-1", w.AS_OF, sender=sender(fake_stripe, multicapture=True))
+    w.stock(pay_landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF + timedelta(hours=1))
     w.cycle(
         con,
-        landing,
+        pay_landing,
         s,
         "run-2",
         w.AS_OF + timedelta(hours=2),
-        sender=sender(fake, multicapture=True),
+        sender=sender(fake_stripe, multicapture=True),
     )
     events = con.execute(
         "select event, entity_id, details->>'request_key', details->>'amount' from audit_log "
@@ -341,17 +305,17 @@ def test_every_request_has_its_audit_rows(
 
 
 def test_status_explain_and_summary_flag_an_authorization_lapsing_before_the_promise(
-    tmp_path: Path, landing: Path, fake: FakeStripe, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, pay_landing: Path, fake_stripe: FakeStripe, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Promised from a PO 6 days out, authorization good for 2: all three say so."""
     from backorders import cli, payment_stage
     from backorders.report import summary_text
 
-    db = tmp_path / "payments.duckdb"
-    lapsing_order(landing)
+    db = tmp_path / "backorders.duckdb"
+    lapsing_order(pay_landing)
     s = settings(tmp_path)
     with store.connect(db) as con:
-        w.cycle(con, landing, s, "run-1", w.AS_OF)
+        w.cycle(con, pay_landing, s, "run-1", w.AS_OF)
         con.execute(
             "insert into runs (run_id, as_of, started_at, status) "
             "values ('run-1', $a, $a, 'succeeded')",
@@ -382,30 +346,29 @@ def test_stripe_key_is_never_shown_by_the_settings(monkeypatch: pytest.MonkeyPat
     assert w.KEY not in json.dumps(s.public_dict()) and s.public_dict()["stripe_api_key"] == "set"
 
 
-def _ready_order(landing: Path, fake: FakeStripe) -> None:
-    two_line_order(landing, fake)
-    w.stock(landing, {"SKU-A": 2, "SKU-B": 1}, w.AS_OF - timedelta(hours=1))
-
-
 def test_lost_answer_and_rate_limit_are_retried_with_the_same_key_capturing_once(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """A 429, then a capture whose answer is lost: the third request replays the stored answer."""
-    _ready_order(landing, fake)
-    fake.fail_next(1, "429")
-    fake.fail_next(1, "drop_after_accept")
+    w.ready_order(pay_landing, fake_stripe)
+    fake_stripe.fail_next(1, "429")
+    fake_stripe.fail_next(1, "drop_after_accept")
     snd = StripeSender(
-        api_key=w.KEY, api_base=fake.url, timeout_s=5, max_attempts=4, sleep=lambda s: None
+        api_key=w.KEY, api_base=fake_stripe.url, timeout_s=5, max_attempts=4, sleep=lambda s: None
     )
-    _, r = w.cycle(con, landing, settings(tmp_path), "run-1", w.AS_OF, sender=snd)
+    _, r = w.cycle(con, pay_landing, settings(tmp_path), "run-1", w.AS_OF, sender=snd)
     row = w.requests(con)[0]
     assert r is not None and r.succeeded == 1 and row["status"] == "succeeded"
-    assert fake.requests_seen == 3 and fake.answered_429 == 1 and fake.ledger.replayed == 1
-    assert fake.captures() == {"pi_O1": [3550]}  # carried out once, by the second request
+    assert (
+        fake_stripe.requests_seen == 3
+        and fake_stripe.answered_429 == 1
+        and fake_stripe.ledger.replayed == 1
+    )
+    assert fake_stripe.captures() == {"pi_O1": [3550]}  # carried out once, by the second request
 
 
 def test_a_stop_request_sends_nothing_more_and_leaves_requests_pending(
-    tmp_path: Path, landing: Path, con: duckdb.DuckDBPyConnection, fake: FakeStripe
+    tmp_path: Path, pay_landing: Path, con: duckdb.DuckDBPyConnection, fake_stripe: FakeStripe
 ) -> None:
     """SIGTERM asked for before the pass: no request goes out, the rows wait for the next run."""
     import signal
@@ -413,39 +376,39 @@ def test_a_stop_request_sends_nothing_more_and_leaves_requests_pending(
     from backorders import interrupt
     from backorders.adapters import payment_send
 
-    _ready_order(landing, fake)
-    w.cycle(con, landing, settings(tmp_path), "run-1", w.AS_OF)
+    w.ready_order(pay_landing, fake_stripe)
+    w.cycle(con, pay_landing, settings(tmp_path), "run-1", w.AS_OF)
     interrupt.request(signal.SIGTERM)
     try:
-        r = payment_send.send_pending(con, sender(fake), run_id="run-1", now=lambda: w.AS_OF)
+        r = payment_send.send_pending(con, sender(fake_stripe), run_id="run-1", now=lambda: w.AS_OF)
     finally:
         interrupt.reset()
     assert r.stopped is not None and "stop was requested" in r.stopped and r.not_sent == 1
-    assert fake.requests_seen == 0 and w.requests(con)[0]["status"] == "pending"
+    assert fake_stripe.requests_seen == 0 and w.requests(con)[0]["status"] == "pending"
 
 
 @pytest.mark.parametrize("took_effect", [True, False])
 def test_in_doubt_past_the_idempotency_window_is_settled_on_the_payment_intent(
     tmp_path: Path,
-    landing: Path,
+    pay_landing: Path,
     con: duckdb.DuckDBPyConnection,
-    fake: FakeStripe,
+    fake_stripe: FakeStripe,
     took_effect: bool,
 ) -> None:
     """Left `sending` two days ago: the intent says whether it was captured; never twice."""
     from backorders.adapters import payment_send
 
-    _ready_order(landing, fake)
-    w.cycle(con, landing, settings(tmp_path), "run-1", w.AS_OF)
+    w.ready_order(pay_landing, fake_stripe)
+    w.cycle(con, pay_landing, settings(tmp_path), "run-1", w.AS_OF)
     con.execute(
         "update payment_requests set status = 'sending', attempts = 1, first_sent_at = $t",
         {"t": w.AS_OF - timedelta(days=2)},
     )
     if took_effect:  # it went through then; Stripe has since forgotten the key
-        post = fake.ledger.handle
+        post = fake_stripe.ledger.handle
         post("POST", "/v1/payment_intents/pi_O1/capture", {"amount_to_capture": "3550"}, None)
-    r = payment_send.send_pending(con, sender(fake), run_id="run-2", now=lambda: w.AS_OF)
+    r = payment_send.send_pending(con, sender(fake_stripe), run_id="run-2", now=lambda: w.AS_OF)
     row = w.requests(con)[0]
     assert r.succeeded == 1 and row["status"] == "succeeded"
-    assert fake.captures() == {"pi_O1": [3550]}
+    assert fake_stripe.captures() == {"pi_O1": [3550]}
     assert ("found done on the PaymentIntent" in (row["last_error"] or "")) is took_effect

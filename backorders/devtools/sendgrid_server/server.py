@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import hmac
 import random
 import threading
 import time
@@ -11,6 +10,7 @@ from collections.abc import Callable, Collection, Sequence
 from types import TracebackType
 from typing import Any
 
+from backorders.devtools.bearer import bearer_token, is_key
 from backorders.devtools.sendgrid_server import rendering
 from backorders.devtools.sendgrid_server.http import Answer, Server, errors_answer
 from backorders.devtools.sendgrid_server.limits import ACTIVITY_MODES, FAILURE_MODES
@@ -254,10 +254,10 @@ class FakeSendGrid:
         """None for the right key, else SendGrid's 401 (missing, wrong) or 403 (no scope)."""
         if not authorization:
             return errors_answer(401, "authorization required")
-        given = authorization.encode()
-        if any(hmac.compare_digest(given, f"Bearer {k}".encode()) for k in self.forbidden_keys):
+        token = bearer_token(authorization)
+        if any(is_key(token, k) for k in self.forbidden_keys):
             return errors_answer(403, "access forbidden")
-        if not hmac.compare_digest(given, f"Bearer {self.api_key}".encode()):
+        if not is_key(token, self.api_key):
             return errors_answer(
                 401, "The provided authorization grant is invalid, expired, or revoked"
             )

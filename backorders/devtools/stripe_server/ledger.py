@@ -1,13 +1,17 @@
 """The PaymentIntents of the local Stripe server: their state machine and idempotency.
 
-As strict as Stripe's API reference: amounts are integers in the smallest currency unit;
-capture only in ``requires_capture``, ``amount_to_capture`` at most ``amount_capturable``,
-``final_capture=false`` only where multicapture is available; after a final capture the
-rest is released (``succeeded``); cancel from ``requires_capture`` (``canceled``); an
-authorization past its ``capture_before`` is canceled (``automatic``) and can be captured
-no more. The same Idempotency-Key with the same parameters gets the stored answer of the
-first request (``Idempotent-Replayed: true``); with other parameters, a 400
-``idempotency_error``.
+As strict as Stripe's API reference and multicapture guide (docs/payments.md, "How the
+local server follows Stripe"): amounts are integers in the smallest currency unit; capture
+only in ``requires_capture``, ``amount_to_capture`` at most ``amount_capturable``
+(``amount_too_large``), ``final_capture=false`` only where multicapture is available; a
+non-final capture keeps the intent in ``requires_capture`` (even with nothing left), a
+final one releases the rest (``succeeded``); the rest of a partially captured intent is
+released by a final capture of 0, not by cancel; cancel from ``requires_capture`` with
+nothing captured (``canceled``); past its ``capture_before`` an authorization lapses:
+``canceled`` (``expired``) if nothing was captured, else ``succeeded``. The same
+Idempotency-Key with the same parameters gets the stored answer of the first request
+(``Idempotent-Replayed: true``); with other parameters, a 400 ``idempotency_error``; a
+request refused by parameter validation stores nothing under its key.
 """
 
 from __future__ import annotations
@@ -21,6 +25,16 @@ from typing import Any
 
 Answer = tuple[int, dict[str, Any]]
 _INT = frozenset("0123456789")
+# refused before the endpoint runs: Stripe saves no idempotent result for these
+_VALIDATION = frozenset(
+    {
+        "parameter_unknown",
+        "parameter_invalid_integer",
+        "parameter_invalid_boolean",
+        "parameter_invalid_empty",
+        "parameter_missing",
+    }
+)
 
 
 def stripe_error(
@@ -112,9 +126,19 @@ class Ledger:
         return intent
 
     def handle(
-        self, method: str, path: str, params: Mapping[str, str], idempotency_key: str | None
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str],
+        idempotency_key: str | None,
+        *,
+        crash: Answer | None = None,
     ) -> tuple[Answer, bool]:
-        """Answer one authenticated API request: (status and body, replayed)."""
+        """Answer one authenticated API request: (status and body, replayed).
+
+        ``crash``: the endpoint began and failed with this answer before taking effect;
+        Stripe saves it under the key like any other answer (a 500 is replayed too).
+        """
         fingerprint = (method, path, tuple(sorted(params.items())))
         with self._lock:
             if idempotency_key and idempotency_key in self._answers:
@@ -129,8 +153,8 @@ class Ledger:
                     ), False
                 self.replayed += 1
                 return answer, True
-            answer = self._route(method, path, params, idempotency_key)
-            if idempotency_key and method == "POST" and answer[0] != 429:
+            answer = crash or self._route(method, path, params, idempotency_key)
+            if idempotency_key and method == "POST" and _saved(answer):
                 self._answers[idempotency_key] = (fingerprint, answer)
             return answer, False
 
@@ -160,8 +184,13 @@ class Ledger:
     def _expire(self, intent: Intent) -> None:
         """An uncaptured authorization past its expiry is canceled by Stripe itself."""
         if intent.status == "requires_capture" and self.clock() >= intent.capture_before:
-            intent.status = "canceled"
-            intent.cancellation_reason = "automatic"
+            # uncaptured: canceled ("expired" since API 2025-03-31.basil, "automatic" before);
+            # partially captured (multicapture): succeeded, the rest released
+            if intent.amount_received:
+                intent.status = "succeeded"
+            else:
+                intent.status = "canceled"
+                intent.cancellation_reason = "expired"
             intent.amount_capturable = 0
 
     def _create(self, params: Mapping[str, str]) -> Answer:
@@ -227,22 +256,34 @@ class Ledger:
         if intent.status != "requires_capture":
             return self._unexpected(intent, "captured")
         amount = int(raw)
-        if amount <= 0 or amount > intent.amount_capturable:
+        if amount > intent.amount_capturable:
             return stripe_error(
                 400,
-                f"The amount to capture ({amount}) must be positive and at most the amount "
-                f"capturable ({intent.amount_capturable}).",
+                f"The amount to capture ({amount}) must be at most the amount capturable "
+                f"({intent.amount_capturable}).",
                 code="amount_too_large",
                 param="amount_to_capture",
             )
-        intent.captures.append(amount)
+        # 0 only to release the rest of a partially captured intent (final, multicapture)
+        release_rest = amount == 0 and final and intent.multicapture and intent.amount_received > 0
+        if amount <= 0 and not release_rest:
+            return stripe_error(
+                400,
+                "The amount to capture must be positive; 0 (with final_capture=true) only "
+                "releases the rest of a partially captured multicapture PaymentIntent.",
+                code="amount_too_small",
+                param="amount_to_capture",
+            )
+        if amount:
+            intent.captures.append(amount)
         intent.amount_received += amount
         intent.amount_capturable -= amount
-        if final or intent.amount_capturable == 0:
+        if final:  # a non-final capture stays in requires_capture, even with nothing left
             intent.status = "succeeded"
             intent.amount_capturable = 0  # the rest is released
+        action = "capture" if amount else "release"
         self.executed.append(
-            {"intent": intent.id, "action": "capture", "amount": amount, "final": final, "key": key}
+            {"intent": intent.id, "action": action, "amount": amount, "final": final, "key": key}
         )
         return 200, intent.as_json()
 
@@ -254,6 +295,16 @@ class Ledger:
             )
         if intent.status != "requires_capture":
             return self._unexpected(intent, "canceled")
+        if intent.amount_received:
+            # Stripe's multicapture guide releases the rest of a partially captured intent
+            # with a final capture of 0; it documents no cancel there: refused (the strict
+            # reading), so a client passes here only by the documented way
+            return stripe_error(
+                400,
+                f"This PaymentIntent has been partially captured ({intent.amount_received}); "
+                "to release the rest, capture with amount_to_capture=0 and final_capture=true.",
+                code="payment_intent_unexpected_state",
+            )
         intent.status = "canceled"
         intent.cancellation_reason = reason
         intent.amount_capturable = 0
@@ -261,3 +312,9 @@ class Ledger:
             {"intent": intent.id, "action": "cancel", "amount": None, "final": True, "key": key}
         )
         return 200, intent.as_json()
+
+
+def _saved(answer: Answer) -> bool:
+    """Whether Stripe stores this answer under its key: not 429s nor validation refusals."""
+    status, body = answer
+    return status != 429 and body.get("error", {}).get("code") not in _VALIDATION

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import itertools
 import json
 import math
@@ -14,9 +13,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from backorders.devtools.bearer import bearer_token, is_key
 from backorders.devtools.stripe_server.ledger import Answer, Intent, Ledger, stripe_error
 
-FAULTS = frozenset({"500", "429", "drop_after_accept"})
+FAULTS = frozenset({"500", "500_saved", "429", "drop_after_accept"})
+_HELD = "\0held"  # internal: the idempotency key a request holds until it is answered
 
 
 class FakeStripe:
@@ -25,8 +26,12 @@ class FakeStripe:
     ``api_key``: the one secret key accepted (401 otherwise); ``rate_limit_per_s``: requests
     per one-second window (429 ``rate_limit`` beyond); ``latency_s``: held before every
     answer, after the request took effect (a client killed during the wait has captured);
-    ``fail_next(n, mode)``: ``500``, ``429`` (not carried out) or ``drop_after_accept``
-    (carried out, then the connection is closed without an answer).
+    ``fail_next(n, mode)``: ``500``, ``429`` (not carried out), ``500_saved`` (not carried
+    out, and the 500 saved under the request's key: replayed to every retry, as Stripe
+    does once an endpoint began) or ``drop_after_accept`` (carried out, then the
+    connection is closed without an answer). A POST whose
+    Idempotency-Key is held by a request still being answered gets Stripe's 409
+    ``idempotency_key_in_use`` (nothing carried out, nothing stored under the key).
     """
 
     def __init__(
@@ -49,6 +54,9 @@ class FakeStripe:
         self._lock = threading.Lock()
         self._window = (0, 0)  # (second, requests in it)
         self._faults: list[str] = []
+        self._in_flight: set[str] = set()  # idempotency keys of requests not yet answered
+        self._gate = threading.Event()  # open: answers go out; closed: held after taking effect
+        self._gate.set()
         self._request_ids = itertools.count(1)
         self.requests_seen = 0
         self.answered_401 = 0
@@ -113,6 +121,14 @@ class FakeStripe:
                 out.setdefault(e["intent"], []).append(e["amount"])
         return out
 
+    def hold_answers(self) -> None:
+        """Hold the answers of keyed POSTs, after they took effect, until `release_answers()`."""
+        self._gate.clear()
+
+    def release_answers(self) -> None:
+        """Let the held answers (and all later ones) go out."""
+        self._gate.set()
+
     def fail_next(self, n: int, mode: str) -> None:
         """Make the next `n` authenticated requests fail in `mode` (FAULTS)."""
         if mode not in FAULTS:
@@ -123,12 +139,23 @@ class FakeStripe:
     # --- request handling (called by the handler's threads) -------------------------
     def answer(
         self, method: str, path: str, headers: Any, body: bytes
+    ) -> tuple[Answer, dict[str, str], str | None, str | None]:
+        """(status and body, extra headers, fault, the key held until answered) for one."""
+        answer, extra, fault = self._answer(method, path, headers, body)
+        return answer, extra, fault, extra.pop(_HELD, None)
+
+    def release(self, key: str | None) -> None:
+        """The request holding `key` has been answered (or dropped): the key is free."""
+        if key is not None:
+            with self._lock:
+                self._in_flight.discard(key)
+
+    def _answer(
+        self, method: str, path: str, headers: Any, body: bytes
     ) -> tuple[Answer, dict[str, str], str | None]:
-        """(status and body, extra headers, fault) for one request."""
         with self._lock:
             self.requests_seen += 1
-        auth = headers.get("Authorization", "")
-        token = auth[7:] if auth.startswith("Bearer ") else ""
+        token = bearer_token(headers.get("Authorization", ""))
         if not token:
             with self._lock:
                 self.answered_401 += 1
@@ -141,7 +168,7 @@ class FakeStripe:
                 {},
                 None,
             )
-        if not hmac.compare_digest(token.encode(), self.api_key.encode()):
+        if not is_key(token, self.api_key):
             with self._lock:
                 self.answered_401 += 1
             shown = token[:8] + "*" * 4 + token[-4:] if len(token) > 12 else "****"
@@ -162,16 +189,38 @@ class FakeStripe:
                 {},
                 None,
             )
+        key = headers.get("Idempotency-Key") if method == "POST" else None
+        if key:
+            with self._lock:
+                busy = key in self._in_flight
+                self._in_flight.add(key)
+            if busy:  # 409 Conflict, as Stripe answers a key another request is executing with
+                return (
+                    stripe_error(
+                        409,
+                        f"Another request with this Idempotency-Key ({key}) is still in "
+                        "progress; try again later.",
+                        code="idempotency_key_in_use",
+                    ),
+                    {},
+                    None,
+                )
         query = urllib.parse.urlsplit(path)
         params = dict(
             urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         )
-        answer, replayed = self.ledger.handle(
-            method, query.path, params, headers.get("Idempotency-Key")
-        )
+        crash = None
+        if fault == "500_saved":
+            crash = stripe_error(500, "An unknown error occurred", kind="api_error")
+        try:
+            answer, replayed = self.ledger.handle(method, query.path, params, key, crash=crash)
+        except BaseException:
+            self.release(key)
+            raise
         extra = {"Idempotent-Replayed": "true"} if replayed else {}
-        if headers.get("Idempotency-Key"):
-            extra["Idempotency-Key"] = headers["Idempotency-Key"]
+        if key:
+            extra["Idempotency-Key"] = key
+            extra[_HELD] = key
         return answer, extra, fault
 
     def _take_fault(self) -> str | None:
@@ -204,9 +253,29 @@ def _handler(fake: FakeStripe) -> type[BaseHTTPRequestHandler]:
         def _serve(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            (status, payload), extra, fault = fake.answer(method, self.path, self.headers, body)
-            if fake.latency_s:
-                time.sleep(fake.latency_s)  # after the request took effect, as on Stripe
+            (status, payload), extra, fault, held = fake.answer(
+                method, self.path, self.headers, body
+            )
+            self._reply(status, payload, extra, fault, held=held)
+
+        def _reply(
+            self,
+            status: int,
+            payload: dict[str, Any],
+            extra: dict[str, str],
+            fault: str | None,
+            *,
+            held: str | None,
+        ) -> None:
+            try:
+                if fake.latency_s:
+                    time.sleep(fake.latency_s)  # after the request took effect, as on Stripe
+                if held is not None:  # a keyed request that took effect: its answer may wait
+                    fake._gate.wait()
+            finally:
+                # free the key before the answer goes out: a client holding the answer may
+                # send the key again at once, and must get the stored answer, not a 409
+                fake.release(held)
             if fault == "drop_after_accept":
                 self.close_connection = True
                 self.connection.close()
