@@ -10,7 +10,8 @@ import pytest
 
 from tests import cli_process
 
-pytestmark = pytest.mark.e2e
+# the whole demo a second time (30 s): in the slow suite, which CI runs
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_demo_sends_captures_to_the_local_stripe_server_and_flags_expiries(

@@ -158,6 +158,7 @@ def _events(con: duckdb.DuckDBPyConnection, key: str) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # 40 s; the smaller fault tests below stay in the default suite
 def test_two_thousand_messages_survive_faults_and_kills_exactly_once(tmp_path: Path) -> None:
     """Every message received exactly once by key, none lost, outbox and audit agree."""
     db = tmp_path / "outbox.duckdb"
