@@ -146,6 +146,7 @@ def test_stop_signal_ends_the_run_interrupted_and_a_rerun_completes(
     assert [s for _, s, _ in _runs(db)] == ["interrupted", "succeeded"]
 
 
+@pytest.mark.slow  # 20-30 s: in the slow suite, which CI runs (the default suite stays under 10 min)
 def test_kill_9_leaves_no_prefect_server_and_the_next_run_records_it_interrupted(
     tmp_path: Path, landing: Path, prefect_home: Path
 ) -> None:
@@ -171,6 +172,7 @@ def test_kill_9_leaves_no_prefect_server_and_the_next_run_records_it_interrupted
     assert "run_interrupted" in _audit_events(db, killed)
 
 
+@pytest.mark.slow  # 20-30 s: in the slow suite, which CI runs (the default suite stays under 10 min)
 def test_a_second_run_and_readers_are_refused_while_a_run_holds_the_database(
     tmp_path: Path, landing: Path, prefect_home: Path
 ) -> None:
@@ -197,6 +199,7 @@ def test_a_second_run_and_readers_are_refused_while_a_run_holds_the_database(
     assert [s for _, s, _ in _runs(db)] == ["succeeded"]  # the refused run left no row
 
 
+@pytest.mark.slow  # 20-30 s: in the slow suite, which CI runs (the default suite stays under 10 min)
 def test_failed_sends_end_the_run_succeeded_with_failures_and_exit_3(
     tmp_path: Path, landing: Path, prefect_home: Path
 ) -> None:

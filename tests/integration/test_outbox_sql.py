@@ -525,7 +525,7 @@ ODD_LAYOUT = Layout(
 
 
 @hsettings(
-    max_examples=70,
+    max_examples=35,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
