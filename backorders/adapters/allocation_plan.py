@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,14 +24,15 @@ from backorders.settings import Settings
 
 # per-sku fingerprints of reconcile's inputs (sql/marts/inputs/<name>.sql: sku, fp)
 SUPPLY_SOURCES = ("stock", "purchase_orders", "supplier_updates", "shipments", "products")
-# per-sku-key fingerprints of the allocation's own inputs (sql/allocate/inputs/<name>.sql)
+# per-line fingerprints of the allocation's own inputs (sql/allocate/inputs/<name>.sql),
+# compared by buckets of keys first: the old and new sku of each line that changed
 ALLOC_SOURCES = ("order_lines",)
 # order-grain triggers: an order's facts, its customer's tier or its value changed ->
 # the skus of its lines
 ORDER_TRIGGERS = ("orders", "customers", "order_value")
-# orders are compared by buckets of 2**10 consecutive keys first (sums of their
-# fingerprints), then one by one in the buckets that differ: a 5M-order join is not
-# paid for a few new or changed orders
+# order lines and orders are compared by buckets of 2**10 consecutive keys first (sums
+# of their fingerprints), then one by one in the buckets that differ: a 10M-line join is
+# not paid for a few new or changed lines
 _BUCKET_BITS = 10
 # carried from one step to the next: the skus reconcile rewrote ("supply"), and the
 # skus whose committed lines (allocated last run, served first: keep_committed) changed
@@ -64,12 +66,12 @@ def _state(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
 
 
 def _set_state(con: duckdb.DuckDBPyConnection, **values: object) -> None:
-    for name, value in values.items():
-        con.execute("delete from alloc_state where name = $n", {"n": name})
-        con.execute(
-            "insert into alloc_state values ($n, $v)",
-            {"n": name, "v": None if value is None else str(value)},
-        )
+    names = list(values)
+    con.execute("delete from alloc_state where list_contains($n, name)", {"n": names})
+    con.execute(
+        "insert into alloc_state select unnest($n), unnest($v)",
+        {"n": names, "v": [None if v is None else str(v) for v in values.values()]},
+    )
 
 
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
@@ -99,33 +101,47 @@ class SupplyPlan:
     full: bool
     why: str
     skus: int = 0
+    # the sources whose fingerprints changed (all, on a full run), and every source's sum
+    sources: list[str] = field(default_factory=list)
+    totals: dict[str, str] = field(default_factory=dict)
 
 
 def plan_supply(con: duckdb.DuckDBPyConnection, *, as_of: datetime, full: bool) -> SupplyPlan:
-    """Fingerprint reconcile's inputs per sku into _fp_supply; list changed skus in _supply_dirty."""
+    """Fingerprint reconcile's inputs per sku into _fp_supply; list changed skus in _supply_dirty.
+
+    A source whose fingerprints sum to the last run's is left out of the comparison sku
+    by sku (on an hourly rerun most are: the stock counts, the products, the POs).
+    """
     params = {"as_of": as_of}
-    parts = [
-        f"select '{name}' as source, sku, fp from ({store.sql('marts/inputs/' + name)})"
-        for name in SUPPLY_SOURCES
-        if _on(name)
-    ]
+    state = _state(con)
+    why = "requested (--full)" if full else _run_wide(state, as_of=as_of, key="supply_as_of")
+    changed, totals = [], {}
+    for name in (n for n in SUPPLY_SOURCES if _on(n)):
+        sql = store.sql("marts/inputs/" + name)
+        con.execute(
+            f"create or replace temp table _fp_{name} as {sql}", params if "$as_of" in sql else {}
+        )
+        totals[name] = str(store.scalar(con, f"select coalesce(sum(fp), 0) from _fp_{name}"))
+        if why or totals[name] != state.get(f"supply_total_{name}"):
+            changed.append(name)
+    parts = [f"select '{name}' as source, sku, fp from _fp_{name}" for name in changed]
     empty = "select null::varchar as source, null::varchar as sku, null::hugeint as fp limit 0"
     con.execute(
-        "create or replace temp table _fp_supply as " + (" union all ".join(parts) or empty),
-        params if parts else {},
+        "create or replace temp table _fp_supply as " + (" union all ".join(parts) or empty)
     )
-    why = "requested (--full)" if full else _run_wide(_state(con), as_of=as_of, key="supply_as_of")
+    for name in totals:
+        con.execute(f"drop table _fp_{name}")
     if why:
-        return SupplyPlan(full=True, why=why)
-    active = [n for n in SUPPLY_SOURCES if _on(n)]
+        return SupplyPlan(full=True, why=why, sources=changed, totals=totals)
     con.execute(
         "create or replace temp table _supply_dirty as "
         "select distinct coalesce(n.sku, o.sku) as sku from _fp_supply as n "
         "full join (select * from alloc_fp_sku where list_contains($s, source)) as o "
         "on o.source = n.source and o.sku = n.sku where n.fp is distinct from o.fp",
-        {"s": active},
+        {"s": changed},
     )
-    return SupplyPlan(full=False, why="incremental", skus=_count(con, "_supply_dirty"))
+    skus = _count(con, "_supply_dirty")
+    return SupplyPlan(full=False, why="incremental", skus=skus, sources=changed, totals=totals)
 
 
 def commit_supply(con: duckdb.DuckDBPyConnection, plan: SupplyPlan, *, as_of: datetime) -> None:
@@ -140,7 +156,7 @@ def commit_supply(con: duckdb.DuckDBPyConnection, plan: SupplyPlan, *, as_of: da
         con.execute(
             "delete from alloc_fp_sku where list_contains($s, source) "
             "and sku in (select sku from _supply_dirty)",
-            {"s": SUPPLY_SOURCES},
+            {"s": plan.sources},
         )
         con.execute(
             "insert into alloc_fp_sku select source, sku, null, fp from _fp_supply "
@@ -148,11 +164,21 @@ def commit_supply(con: duckdb.DuckDBPyConnection, plan: SupplyPlan, *, as_of: da
         )
         if _on("supply"):
             con.execute("insert into alloc_dirty select 'supply', sku, null from _supply_dirty")
-    _set_state(con, supply_as_of=as_of.isoformat())
+    totals = {f"supply_total_{name}": total for name, total in plan.totals.items()}
+    _set_state(con, supply_as_of=as_of.isoformat(), **totals)
     con.execute("drop table if exists _fp_supply")
 
 
 # -- allocation --------------------------------------------------------------------------
+
+# the tables other rows link to by key (feed_rules.LINKS), with their own key: a key of
+# theirs that vanished or changed since the last run unlinks rows that did not change
+_LINKED = (("orders", "order_key"), ("customers", "customer_key"), ("products", "sku_key"))
+_OWN_KEYS = (*_LINKED, ("order_lines", "line_key"))
+
+# allocation_store.check_links: key and relink rows inserted or edited by hand; returns
+# whether it found any such row, and whether some line's sku has no product row
+LinkCheck = Callable[[duckdb.DuckDBPyConnection], tuple[bool, bool]]
 
 
 @dataclass
@@ -163,6 +189,8 @@ class Plan:
     why: str
     skus: int = 0
     by_trigger: dict[str, int] = field(default_factory=dict)
+    # some line's sku has no product row (found by check_links; such a run is full)
+    unlinked: bool = False
 
     def describe(self) -> dict[str, Any]:
         """What the run summary and the logs say about the plan."""
@@ -175,27 +203,15 @@ class Plan:
 
 
 def _full_reason(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    as_of: datetime,
-    settings: Settings,
-    full: bool,
-    unlinked: bool,
+    state: dict[str, str | None], *, as_of: datetime, settings: Settings, full: bool
 ) -> str | None:
-    state = _state(con)
     if full:
         return "requested (--full)"
     why = _run_wide(state, as_of=as_of, key="as_of")
     if why:
         return why
-    if unlinked:
-        return "some order line's sku has no product row"
-    if lines_deleted(con):
-        return "order lines were deleted (a full run redoes the orders they belonged to)"
     if _on("settings") and state.get("settings") != settings_digest(settings):
         return "the settings changed"
-    if store.scalar(con, "select count(*) from alloc_dirty where reason = 'supply_all'"):
-        return "reconcile rebuilt all supply"
     last_full = state.get("full_at")
     every = settings.full_run_every_hours
     if every and last_full and as_of >= datetime.fromisoformat(last_full) + timedelta(hours=every):
@@ -209,23 +225,38 @@ def plan_allocation(
     as_of: datetime,
     settings: Settings,
     full: bool,
-    unlinked: bool,
+    check_links: LinkCheck,
 ) -> Plan:
-    """Decide full or incremental; fingerprint the inputs; store them; fill _dirty (sku_key)."""
+    """Decide full or incremental; fingerprint the inputs; store them; fill _dirty (sku_key).
+
+    An incremental run reads what changed (order lines and orders compared by buckets
+    of keys, customers, the skus reconcile rebuilt) and checks the links of those rows
+    only; the full key check (check_links) runs when that cannot prove the others
+    still hold, and on every full run.
+    """
     params = {"as_of": as_of}
-    con.execute(
-        "create or replace temp table _fp_lines as " + store.sql("allocate/inputs/order_lines"),
-        params,
-    )
-    con.execute(
-        "create or replace temp table _fp_orders as " + store.sql("allocate/inputs/orders"), params
-    )
-    con.execute(
-        "create or replace temp table _fp_customers as " + store.sql("allocate/inputs/customers")
-    )
+    state = _state(con)
     with_value = "order_value" in settings.priority_key
-    why = _full_reason(con, as_of=as_of, settings=settings, full=full, unlinked=unlinked)
-    plan = Plan(full=True, why=why) if why else _dirty_skus(con, with_value=with_value)
+    why = _full_reason(state, as_of=as_of, settings=settings, full=full)
+    if not why and store.scalar(
+        con, "select count(*) from alloc_dirty where reason = 'supply_all'"
+    ):
+        why = "reconcile rebuilt all supply"
+    unlinked = False
+    if not why:
+        _find_line_changes(con, params)
+        _find_order_changes(con, params, state)
+        if not _links_hold(con, state):
+            found, unlinked = check_links(con)
+            if unlinked:
+                why = "some order line's sku has no product row"
+            elif found:
+                why = "rows without their keys or links (inserted or edited by hand) were keyed"
+        if not why and _count_where(con, "_lines_changed", "fp is null"):
+            why = "order lines were deleted (a full run redoes the orders they belonged to)"
+    else:
+        unlinked = check_links(con)[1]
+    plan = Plan(full=True, why=why, unlinked=unlinked) if why else _dirty_skus(con, with_value)
     if not plan.full:
         products = _count(con, "products")
         if plan.skus > FULL_RUN_SHARE * max(products, 1):
@@ -235,24 +266,162 @@ def plan_allocation(
                 by_trigger=plan.by_trigger,
             )
     if plan.full:
-        _store_all(con, with_value=with_value)
-        plan.skus = _count(con, "_fp_lines")
-    state: dict[str, object] = {"as_of": as_of.isoformat(), "settings": settings_digest(settings)}
+        _store_all(con, params, with_value=with_value)
+        plan.skus = int(store.scalar(con, "select count(distinct sku_key) from alloc_fp_line") or 0)
+    new: dict[str, object] = {
+        "as_of": as_of.isoformat(),
+        "settings": settings_digest(settings),
+        "links_clean": int(not plan.unlinked),
+    }
     if plan.full:
-        state["full_at"] = as_of.isoformat()
-    _set_state(con, **state)
-    _store_line_keys(con)
+        new["full_at"] = as_of.isoformat()
+    _set_state(con, **new, **_key_state(con))
     con.execute("delete from alloc_dirty where reason in ('supply', 'supply_all')")
-    scratch = ("_fp_lines", "_fp_orders", "_fp_customers", "_lines_changed", "_orders_changed")
+    scratch = ("_fp_orders", "_fp_customers", "_lines_changed", "_line_buckets", "_orders_changed")
     for t in (*scratch, "_value_new", "_sc"):
         con.execute(f"drop table if exists {t}")
     return plan
 
 
-def _store_all(con: duckdb.DuckDBPyConnection, *, with_value: bool) -> None:
+def _count_where(con: duckdb.DuckDBPyConnection, table: str, where: str) -> int:
+    return int(store.scalar(con, f"select count(*) from {table} where {where}") or 0)
+
+
+def _lines_sql(where: str = "") -> str:
+    return store.sql("allocate/inputs/order_lines").replace("{where}", where)
+
+
+def _bucket(key: str) -> str:
+    return f"{key} >> {_BUCKET_BITS}"
+
+
+def _find_line_changes(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> None:
+    """The order lines new, changed or gone since the last run, into _lines_changed.
+
+    One pass sums the lines' fingerprints per bucket of keys (_line_buckets: the buckets
+    that differ from the stored sums); only the lines of those buckets are compared one
+    by one with the stored fingerprints, which keep each line's old sku and order.
+    """
+    sums = (
+        f"select {_bucket('line_key')} as b, sum(fp::hugeint) as s from ({_lines_sql()}) group by b"
+    )
+    con.execute(
+        "create or replace temp table _line_buckets as select coalesce(n.b, o.b) as b, n.s "
+        f"from ({sums}) as n full join alloc_fp_line_bucket as o on o.b = n.b "
+        "where n.s is distinct from o.s",
+        params,
+    )
+    in_buckets = f"where {_bucket('line_key')} in (select b from _line_buckets)"
+    con.execute(
+        "create or replace temp table _lines_changed as "
+        "select coalesce(n.line_key, o.line_key) as line_key, n.sku_key, o.sku_key as old_sku_key, "
+        "n.order_key, o.order_key as old_order_key, n.fp "
+        f"from ({_lines_sql(in_buckets)}) as n "
+        f"full join (from alloc_fp_line {in_buckets}) as o on o.line_key = n.line_key "
+        "where n.fp is distinct from o.fp",
+        params,
+    )
+
+
+def _find_order_changes(
+    con: duckdb.DuckDBPyConnection, params: dict[str, Any], state: dict[str, str | None]
+) -> None:
+    """The orders new, changed or gone since the last run (their facts), into _orders_changed."""
+    con.execute(
+        "create or replace temp table _fp_orders as " + store.sql("allocate/inputs/orders"), params
+    )
+    con.execute("create or replace temp table _orders_changed (order_key bigint, fp ubigint)")
+    total = store.scalar(con, "select sum(fp::hugeint) from _fp_orders")
+    # one sum over all orders first: an unchanged total spares the 5M-row comparison
+    if str(total) == state.get("orders_total"):
+        return
+    sums = f"select {_bucket('order_key')} as b, sum(fp::hugeint) as s from {{t}} group by b"
+    con.execute(
+        "create or replace temp table _buckets as select coalesce(n.b, o.b) as b "
+        f"from ({sums.format(t='_fp_orders')}) as n "
+        f"full join ({sums.format(t='alloc_fp_order')}) as o using (b) "
+        "where n.s is distinct from o.s"
+    )
+    in_buckets = f"where {_bucket('order_key')} in (select b from _buckets)"
+    con.execute(
+        "insert into _orders_changed "
+        "select coalesce(n.order_key, o.order_key) as order_key, n.fp "
+        f"from (from _fp_orders {in_buckets}) as n "
+        f"full join (from alloc_fp_order {in_buckets}) as o "
+        "on o.order_key = n.order_key where n.fp is distinct from o.fp"
+    )
+    con.execute("drop table _buckets")
+
+
+def _key_state(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Per keyed table: its rows' count, the sum of its keys' hashes and its largest key."""
+    out = {}
+    for table, key in _OWN_KEYS:
+        n, digest, top = con.execute(
+            f"select count(*), coalesce(sum(hash({key})::hugeint), 0), coalesce(max({key}), 0) "
+            f"from {table}"
+        ).fetchone() or (0, 0, 0)
+        out[f"keys_{table}"] = f"{n}:{digest}:{top}"
+    return out
+
+
+def _keys_only_grew(con: duckdb.DuckDBPyConnection, state: dict[str, str | None]) -> bool:
+    """Whether every table others link to still has each key it had at the last run.
+
+    Keys only grow (the feeds and check_links number new rows after the largest): so the
+    rows keyed up to the last run's largest key must be the same in number and in the
+    sum of their keys' hashes. A row deleted, or a key changed by hand, shows here.
+    """
+    for table, key in _LINKED:
+        last = state.get(f"keys_{table}")
+        if last is None:
+            return False
+        n, digest, top = last.split(":")
+        now = con.execute(
+            f"select count(*), coalesce(sum(hash({key})::hugeint), 0) from {table} "
+            f"where {key} <= $m",
+            {"m": int(top)},
+        ).fetchone() or (0, 0)
+        if (int(now[0]), str(now[1])) != (int(n), digest):
+            return False
+    return True
+
+
+def _links_hold(con: duckdb.DuckDBPyConnection, state: dict[str, str | None]) -> bool:
+    """Whether every row still has its own key and its links, checking the changed rows only.
+
+    True when the last run found every link whole, no row lacks its own key, no key
+    others link to vanished (_keys_only_grew), and the lines and orders that changed
+    link to rows that exist. Else check_links reads every row.
+    """
+    if state.get("links_clean") != "1":
+        return False
+    nulls = " + ".join(f"(select count(*) from {t} where {k} is null)" for t, k in _OWN_KEYS)
+    if store.scalar(con, f"select {nulls}") or not _keys_only_grew(con, state):
+        return False
+    broken = store.scalar(
+        con,
+        "select (select count(*) from (from _lines_changed where fp is not null) "
+        "        anti join orders using (order_key))"
+        " + (select count(*) from (from _lines_changed where fp is not null) "
+        "    anti join products using (sku_key))"
+        " + (select count(*) from (select customer_key from orders "
+        "    where order_key in (select order_key from _orders_changed where fp is not null)) "
+        "    anti join customers using (customer_key))",
+    )
+    return not broken
+
+
+def _store_all(con: duckdb.DuckDBPyConnection, params: dict[str, Any], *, with_value: bool) -> None:
     """A full run: every fingerprint and order value stored afresh."""
-    con.execute("delete from alloc_fp_sku where source = 'order_lines'")
-    con.execute("insert into alloc_fp_sku select 'order_lines', null, sku_key, fp from _fp_lines")
+    con.execute("create or replace table alloc_fp_line as " + _lines_sql(), params)
+    con.execute(
+        "create or replace table alloc_fp_line_bucket as select "
+        f"{_bucket('line_key')} as b, sum(fp::hugeint) as s from alloc_fp_line group by b"
+    )
+    con.execute(
+        "create or replace temp table _fp_orders as " + store.sql("allocate/inputs/orders"), params
+    )
     value = "null::decimal(38, 2)"
     join = ""
     if with_value:
@@ -267,10 +436,14 @@ def _store_all(con: duckdb.DuckDBPyConnection, *, with_value: bool) -> None:
     )
     _set_state(con, orders_total=store.scalar(con, "select sum(fp::hugeint) from _fp_orders"))
     con.execute("delete from alloc_fp_customer")
-    con.execute("insert into alloc_fp_customer select customer_key, fp from _fp_customers")
+    con.execute(
+        "insert into alloc_fp_customer select customer_key, fp from ("
+        + store.sql("allocate/inputs/customers")
+        + ")"
+    )
 
 
-def _dirty_skus(con: duckdb.DuckDBPyConnection, *, with_value: bool) -> Plan:
+def _dirty_skus(con: duckdb.DuckDBPyConnection, with_value: bool) -> Plan:
     """The skus whose inputs changed since the last run, into _dirty; the stored state updated."""
     con.execute("create or replace temp table _dirty (sku_key bigint, trigger_ varchar)")
     by: dict[str, int] = {}
@@ -284,23 +457,13 @@ def _dirty_skus(con: duckdb.DuckDBPyConnection, *, with_value: bool) -> Plan:
         )
         by[trigger] = by.get(trigger, 0) + _count(con, "_dirty") - before
 
-    # the lines of a sku (and, through reconcile, its supply, product and shipments)
-    con.execute(
-        "create or replace temp table _lines_changed as "
-        "select coalesce(n.sku_key, o.sku_key) as sku_key, n.fp from _fp_lines as n "
-        "full join (select * from alloc_fp_sku where source = 'order_lines') as o "
-        "on o.sku_key = n.sku_key where n.fp is distinct from o.fp"
-    )
+    # a line's sku, old and new (and, through reconcile, its supply, product and shipments)
     if _on("order_lines"):
-        add("order_lines", "select sku_key from _lines_changed")
-    con.execute(
-        "delete from alloc_fp_sku where source = 'order_lines' "
-        "and sku_key in (select sku_key from _lines_changed)"
-    )
-    con.execute(
-        "insert into alloc_fp_sku select 'order_lines', null, sku_key, fp from _lines_changed "
-        "where fp is not null"
-    )
+        add(
+            "order_lines",
+            "select sku_key from _lines_changed union all select old_sku_key from _lines_changed",
+        )
+    _store_lines(con)
     if _on("supply"):
         add(
             "supply",
@@ -321,28 +484,21 @@ def _dirty_skus(con: duckdb.DuckDBPyConnection, *, with_value: bool) -> Plan:
 _Add = Any  # the _dirty_skus adder: add(trigger, select_sku_keys_sql)
 
 
+def _store_lines(con: duckdb.DuckDBPyConnection) -> None:
+    """The changed lines' fingerprints and their buckets' sums, stored for the next run."""
+    con.execute("delete from alloc_fp_line where line_key in (select line_key from _lines_changed)")
+    con.execute(
+        "insert into alloc_fp_line select line_key, sku_key, order_key, fp from _lines_changed "
+        "where fp is not null"
+    )
+    con.execute("delete from alloc_fp_line_bucket where b in (select b from _line_buckets)")
+    con.execute("insert into alloc_fp_line_bucket from _line_buckets where s is not null")
+
+
 def _orders(con: duckdb.DuckDBPyConnection, add: _Add) -> None:
-    """Orders whose facts changed (priority, tier, status, ...): the skus of their lines."""
-    total = store.scalar(con, "select sum(fp::hugeint) from _fp_orders")
-    # one sum over all orders first: an unchanged total spares the 5M-row comparison
-    if str(total) == _state(con).get("orders_total"):
+    """Orders whose facts changed (priority, status, customer, ...): the skus of their lines."""
+    if not _count(con, "_orders_changed"):
         return
-    bucket = f"order_key >> {_BUCKET_BITS}"
-    sums = f"select {bucket} as b, sum(fp::hugeint) as s from {{t}} group by b"
-    con.execute(
-        "create or replace temp table _buckets as select coalesce(n.b, o.b) as b "
-        f"from ({sums.format(t='_fp_orders')}) as n "
-        f"full join ({sums.format(t='alloc_fp_order')}) as o using (b) "
-        "where n.s is distinct from o.s"
-    )
-    con.execute(
-        "create or replace temp table _orders_changed as "
-        "select coalesce(n.order_key, o.order_key) as order_key, n.fp "
-        f"from (from _fp_orders where {bucket} in (select b from _buckets)) as n "
-        f"full join (from alloc_fp_order where {bucket} in (select b from _buckets)) as o "
-        "on o.order_key = n.order_key where n.fp is distinct from o.fp"
-    )
-    con.execute("drop table _buckets")
     if _on("orders"):
         add(
             "orders",
@@ -361,7 +517,7 @@ def _orders(con: duckdb.DuckDBPyConnection, add: _Add) -> None:
         "insert into alloc_fp_order select c.order_key, c.fp, null from _orders_changed as c "
         "anti join alloc_fp_order as o using (order_key) where c.fp is not null"
     )
-    _set_state(con, orders_total=total)
+    _set_state(con, orders_total=store.scalar(con, "select sum(fp::hugeint) from _fp_orders"))
 
 
 def _customers(con: duckdb.DuckDBPyConnection, add: _Add) -> None:
@@ -369,7 +525,8 @@ def _customers(con: duckdb.DuckDBPyConnection, add: _Add) -> None:
     con.execute(
         "create or replace temp table _customers_changed as "
         "select coalesce(n.customer_key, o.customer_key) as customer_key, n.fp "
-        "from _fp_customers as n full join alloc_fp_customer as o using (customer_key) "
+        f"from ({store.sql('allocate/inputs/customers')}) as n "
+        "full join alloc_fp_customer as o using (customer_key) "
         "where n.fp is distinct from o.fp"
     )
     if not _count(con, "_customers_changed"):
@@ -396,11 +553,11 @@ def _order_values(con: duckdb.DuckDBPyConnection, add: _Add) -> None:
     """Orders whose value changed (a line's qty, price or status): the skus of all their lines."""
     if not _count(con, "_lines_changed"):
         return
-    # no line was deleted (checked before: a deletion makes the run full), so an order's
-    # value can only change through a line on a sku whose lines changed
+    # no line was deleted (that makes the run full), so an order's value can only change
+    # through a line that changed: the orders it belongs to now and belonged to before
     where = (
-        "where order_key in (select order_key from order_lines "
-        "where sku_key in (select sku_key from _lines_changed))"
+        "where order_key in (select order_key from _lines_changed "
+        "union all select old_order_key from _lines_changed)"
     )
     con.execute(
         "create or replace temp table _value_new as "
@@ -440,25 +597,6 @@ def _ship_complete(con: duckdb.DuckDBPyConnection, add: _Add) -> None:
         )
         if _count(con, "_dirty") == before:
             return
-
-
-def lines_deleted(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether an order line was deleted since the last run (keys only grow; deletions are rare)."""
-    state = _state(con)
-    if state.get("lines_count") is None:
-        return False
-    count, newer = con.execute(
-        "select count(*), count(*) filter (where line_key > $m) from order_lines",
-        {"m": int(state.get("lines_max_key") or 0)},
-    ).fetchone() or (0, 0)
-    return int(count) != int(state["lines_count"] or 0) + int(newer)
-
-
-def _store_line_keys(con: duckdb.DuckDBPyConnection) -> None:
-    count, top = con.execute(
-        "select count(*), coalesce(max(line_key), 0) from order_lines"
-    ).fetchone() or (0, 0)
-    _set_state(con, lines_count=count, lines_max_key=top)
 
 
 def record_committed(

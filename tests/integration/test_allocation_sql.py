@@ -43,11 +43,13 @@ OUTPUT_TABLES = (
     "line_results",
     "promise_changes",
     "audit_log",
-    # the incremental allocation's stored fingerprints (migration 021): cleared with the
+    # the incremental allocation's stored fingerprints (migrations 021, 022): cleared with the
     # rows they fingerprint, else the next example's run compares against another world
     "alloc_fp_sku",
     "alloc_fp_order",
     "alloc_fp_customer",
+    "alloc_fp_line",
+    "alloc_fp_line_bucket",
     "alloc_dirty",
     "alloc_state",
 )
