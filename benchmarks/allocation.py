@@ -266,16 +266,11 @@ def rerun(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, objec
         "where hash(po_id, line_no) % 10 = 0",
         {"as_of": AS_OF},
     )
-    t = time.perf_counter()
-    allocation_store.reconcile(con, as_of=AS_OF, settings=settings)
-    steps: dict[str, float] = {}
-    summary = allocation_store.allocate(
-        con, run_id="bench-rerun", as_of=AS_OF, settings=settings, now=AS_OF, timings=steps
-    )
+    run = timed_run(con, settings, "bench-rerun", now=AS_OF)
     return {
-        "rerun_seconds": round(time.perf_counter() - t, 2),
-        "rerun_steps": steps,
-        "rerun_promise_changes": summary["promise_changes"],
+        "rerun_seconds": run["seconds"],
+        "rerun_steps": run["steps"],
+        "rerun_promise_changes": run["promise_changes"],
     }
 
 
@@ -442,6 +437,10 @@ def main() -> None:
         ap.error("--changed-skus: a fraction from 0 to 1")
 
     work = args.dir or Path(tempfile.mkdtemp(prefix="bench-alloc-"))
+    if (work / "bench.duckdb").exists():
+        ap.error(
+            f"{work / 'bench.duckdb'} exists (an earlier run's): remove it or take another --dir"
+        )
     settings = load_settings(db=work / "bench.duckdb", landing=work / "landing")
     con = store.connect(settings.db)
     t = time.perf_counter()

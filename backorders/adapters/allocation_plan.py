@@ -115,22 +115,20 @@ def plan_supply(con: duckdb.DuckDBPyConnection, *, as_of: datetime, full: bool) 
     params = {"as_of": as_of}
     state = _state(con)
     why = "requested (--full)" if full else _run_wide(state, as_of=as_of, key="supply_as_of")
-    changed, totals = [], {}
-    for name in (n for n in SUPPLY_SOURCES if _on(n)):
-        sql = store.sql("marts/inputs/" + name)
-        con.execute(
-            f"create or replace temp table _fp_{name} as {sql}", params if "$as_of" in sql else {}
-        )
-        totals[name] = str(store.scalar(con, f"select coalesce(sum(fp), 0) from _fp_{name}"))
-        if why or totals[name] != state.get(f"supply_total_{name}"):
-            changed.append(name)
-    parts = [f"select '{name}' as source, sku, fp from _fp_{name}" for name in changed]
+    sources = {n: store.sql("marts/inputs/" + n) for n in SUPPLY_SOURCES if _on(n)}
+    # every source's sum in one statement; the sources whose sum moved are then
+    # fingerprinted sku by sku
+    sums = ", ".join(f"(select coalesce(sum(fp), 0) from ({sql}))" for sql in sources.values())
+    bind = params if "$as_of" in sums else {}
+    row = con.execute(f"select {sums}", bind).fetchone() if sources else ()
+    totals = {name: str(total) for name, total in zip(sources, row or (), strict=True)}
+    changed = [n for n in sources if why or totals[n] != state.get(f"supply_total_{n}")]
+    parts = [f"select '{n}' as source, sku, fp from ({sources[n]})" for n in changed]
     empty = "select null::varchar as source, null::varchar as sku, null::hugeint as fp limit 0"
     con.execute(
-        "create or replace temp table _fp_supply as " + (" union all ".join(parts) or empty)
+        "create or replace temp table _fp_supply as " + (" union all ".join(parts) or empty),
+        params if any("$as_of" in sources[n] for n in changed) else {},
     )
-    for name in totals:
-        con.execute(f"drop table _fp_{name}")
     if why:
         return SupplyPlan(full=True, why=why, sources=changed, totals=totals)
     con.execute(
@@ -245,7 +243,7 @@ def plan_allocation(
     unlinked = False
     if not why:
         _find_line_changes(con, params)
-        _find_order_changes(con, params, state)
+        _find_order_changes(con, params)
         if not _links_hold(con, state):
             found, unlinked = check_links(con)
             if unlinked:
@@ -323,32 +321,29 @@ def _find_line_changes(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -
     )
 
 
-def _find_order_changes(
-    con: duckdb.DuckDBPyConnection, params: dict[str, Any], state: dict[str, str | None]
-) -> None:
-    """The orders new, changed or gone since the last run (their facts), into _orders_changed."""
-    con.execute(
-        "create or replace temp table _fp_orders as " + store.sql("allocate/inputs/orders"), params
-    )
-    con.execute("create or replace temp table _orders_changed (order_key bigint, fp ubigint)")
-    total = store.scalar(con, "select sum(fp::hugeint) from _fp_orders")
-    # one sum over all orders first: an unchanged total spares the 5M-row comparison
-    if str(total) == state.get("orders_total"):
-        return
-    sums = f"select {_bucket('order_key')} as b, sum(fp::hugeint) as s from {{t}} group by b"
+def _find_order_changes(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> None:
+    """The orders new, changed or gone since the last run (their facts), into _orders_changed.
+
+    As for the lines: the orders' fingerprints summed per bucket of keys, straight from
+    the table, then the orders of the buckets that differ compared one by one.
+    """
+    orders = store.sql("allocate/inputs/orders")
+    sums = f"select {_bucket('order_key')} as b, sum(fp::hugeint) as s from ({{t}}) group by b"
     con.execute(
         "create or replace temp table _buckets as select coalesce(n.b, o.b) as b "
-        f"from ({sums.format(t='_fp_orders')}) as n "
-        f"full join ({sums.format(t='alloc_fp_order')}) as o using (b) "
-        "where n.s is distinct from o.s"
+        f"from ({sums.format(t=orders)}) as n "
+        f"full join ({sums.format(t='from alloc_fp_order')}) as o using (b) "
+        "where n.s is distinct from o.s",
+        params,
     )
     in_buckets = f"where {_bucket('order_key')} in (select b from _buckets)"
     con.execute(
-        "insert into _orders_changed "
+        "create or replace temp table _orders_changed as "
         "select coalesce(n.order_key, o.order_key) as order_key, n.fp "
-        f"from (from _fp_orders {in_buckets}) as n "
+        f"from (from ({orders}) {in_buckets}) as n "
         f"full join (from alloc_fp_order {in_buckets}) as o "
-        "on o.order_key = n.order_key where n.fp is distinct from o.fp"
+        "on o.order_key = n.order_key where n.fp is distinct from o.fp",
+        params,
     )
     con.execute("drop table _buckets")
 
@@ -434,7 +429,6 @@ def _store_all(con: duckdb.DuckDBPyConnection, params: dict[str, Any], *, with_v
     con.execute(
         f"insert into alloc_fp_order select f.order_key, f.fp, {value} from _fp_orders as f {join}"
     )
-    _set_state(con, orders_total=store.scalar(con, "select sum(fp::hugeint) from _fp_orders"))
     con.execute("delete from alloc_fp_customer")
     con.execute(
         "insert into alloc_fp_customer select customer_key, fp from ("
@@ -517,7 +511,6 @@ def _orders(con: duckdb.DuckDBPyConnection, add: _Add) -> None:
         "insert into alloc_fp_order select c.order_key, c.fp, null from _orders_changed as c "
         "anti join alloc_fp_order as o using (order_key) where c.fp is not null"
     )
-    _set_state(con, orders_total=store.scalar(con, "select sum(fp::hugeint) from _fp_orders"))
 
 
 def _customers(con: duckdb.DuckDBPyConnection, add: _Add) -> None:

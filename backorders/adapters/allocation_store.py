@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -224,15 +225,25 @@ def allocate(
             "update allocation_runs set base_run_no = $b where run_no = $n",
             {"b": base, "n": run_no},
         )
+        replaced = None
         if plan.full:
             _write_full(con, run_id=run_id, run_no=run_no, as_of=as_of, settings=settings)
         elif plan.skus:
-            _write_incremental(con, run_id=run_id, run_no=run_no, as_of=as_of, settings=settings)
+            replaced = _write_incremental(
+                con, run_id=run_id, run_no=run_no, as_of=as_of, settings=settings
+            )
         con.execute("delete from line_results_run")
         con.execute("insert into line_results_run values ($r)", {"r": run_id})
         _drop_scratch(con)
         clock.lap("write_results")
-        summary = summarize(con, run_id)
+        counts = _summary_counts(
+            con, run_id=run_id, run_no=run_no, full=plan.full, replaced=replaced
+        )
+        con.execute(
+            "update allocation_runs set summary_counts = $c where run_no = $n",
+            {"c": json.dumps(counts, sort_keys=True), "n": run_no},
+        )
+        summary = summarize(con, run_id, counts)
         digest, n_changes, n_allocs = _decisions_digest(
             con, run_id=run_id, run_no=run_no, full=plan.full
         )
@@ -287,8 +298,11 @@ def _new_results(
 
 def _write_incremental(
     con: duckdb.DuckDBPyConnection, *, run_id: str, run_no: int, as_of: datetime, settings: Settings
-) -> None:
-    """The skus in _dirty: their allocation rows replaced (closed at this run), their results."""
+) -> tuple[Counts, Counts]:
+    """The skus in _dirty: their allocation rows replaced (closed at this run), their results.
+
+    Returns the replaced line results' counts, old and new (the run summary's change).
+    """
     con.execute(
         "create or replace temp table _dirty_sku as "
         "select p.sku from products as p semi join _dirty as d using (sku_key)"
@@ -301,10 +315,13 @@ def _write_incremental(
     _insert_allocation_rows(con, run_no=run_no, settings=settings)
     con.execute("create or replace temp table _results_new as from line_results limit 0")
     _new_results(con, "_results_new", run_id=run_id, as_of=as_of, settings=settings, full=False)
-    con.execute("delete from line_results where sku_key in (select sku_key from _dirty)")
+    dirty = "sku_key in (select sku_key from _dirty)"
+    replaced = (_line_counts(con, "line_results", dirty), _line_counts(con, "_results_new"))
+    con.execute(f"delete from line_results where {dirty}")
     con.execute("insert into line_results from _results_new")
     con.execute("drop table _results_new")
     con.execute("drop table _dirty_sku")
+    return replaced
 
 
 def _insert_allocation_rows(
@@ -449,33 +466,78 @@ def _drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"drop table if exists {t}")
 
 
-def summarize(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
-    """Counts by line status, units by supply kind, and promised lines by week."""
-    # the table behind the line_status view: counting needs none of the view's joins
-    by_status = dict(
-        con.execute(
-            "select status::varchar, count(*) from line_results group by all order by 1"
-        ).fetchall()
+_NO_WEEK = "no date yet (ship-complete order waiting for another line)"
+_WEEK = f"coalesce(date_trunc('week', promised_date)::date::varchar, '{_NO_WEEK}')"
+Counts = dict[str, dict[str, int]]  # {"status": {...}, "weeks": {...}, "units": {...}}
+
+
+def _line_counts(con: duckdb.DuckDBPyConnection, table: str, where: str = "true") -> Counts:
+    """Lines by status and promised lines by week, of `table`'s rows matching `where`."""
+    status = f"select status::varchar, count(*) from {table} where {where} group by all"
+    weeks = (
+        f"select {_WEEK}, count(*) from {table} where {where} and status = 'promised' group by all"
     )
-    # the run's rows (allocations view), read straight from allocation_rows: its epoch's
-    # rows from the base run on that no later run up to this one replaced
-    units = dict(
-        con.execute(
-            "select a.supply_kind::varchar, sum(a.qty)::bigint from allocation_rows as a, "
-            "(select run_no, coalesce(base_run_no, run_no) as base from allocation_runs "
-            "where run_id = $r) as r where a.run_no between r.base and r.run_no "
-            "and (a.run_to is null or a.run_to > r.run_no) group by all",
+    return {
+        "status": dict(con.execute(status).fetchall()),
+        "weeks": dict(con.execute(weeks).fetchall()),
+    }
+
+
+def _units(con: duckdb.DuckDBPyConnection, rows: str, params: dict[str, Any]) -> dict[str, int]:
+    sql = f"select supply_kind::varchar, sum(qty)::bigint from allocation_rows {rows} group by all"
+    return {k: int(v) for k, v in con.execute(sql, params).fetchall()}
+
+
+def _summary_counts(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    run_no: int,
+    full: bool,
+    replaced: tuple[Counts, Counts] | None,
+) -> Counts:
+    """The run's line and unit counts: counted whole, or the previous run's plus the change.
+
+    An incremental run replaced the line results of some skus (`replaced`: their old and
+    new counts) and closed and wrote their allocation rows: the rest is as the previous
+    run counted it (allocation_runs.summary_counts), unless that is unknown.
+    """
+    prev = store.scalar(
+        con,
+        "select summary_counts from allocation_runs where run_no < $n order by run_no desc limit 1",
+        {"n": run_no},
+    )
+    if full or prev is None:
+        # the table behind the line_status view: counting needs none of the view's joins;
+        # the run's rows (allocations view) straight from allocation_rows: its epoch's
+        # rows from the base run on that no later run up to this one replaced
+        counts = _line_counts(con, "line_results")
+        counts["units"] = _units(
+            con,
+            ", (select run_no, coalesce(base_run_no, run_no) as base from allocation_runs "
+            "where run_id = $r) as r where allocation_rows.run_no between r.base and r.run_no "
+            "and (run_to is null or run_to > r.run_no)",
             {"r": run_id},
-        ).fetchall()
-    )
-    by_week = [
-        (str(week), int(n))
-        for week, n in con.execute(
-            "select coalesce(date_trunc('week', promised_date)::date::varchar, "
-            "'no date yet (ship-complete order waiting for another line)'), count(*) "
-            "from line_results where status = 'promised' group by all order by 1"
-        ).fetchall()
-    ]
+        )
+        return counts
+    counts = json.loads(prev)
+    old, new = replaced or ({"status": {}, "weeks": {}}, {"status": {}, "weeks": {}})
+    gone = _units(con, "where run_to = $n", {"n": run_no})
+    added = _units(con, "where run_no = $n", {"n": run_no})
+    for part, minus, plus in (
+        ("status", old["status"], new["status"]),
+        ("weeks", old["weeks"], new["weeks"]),
+        ("units", gone, added),
+    ):
+        now = counts[part]
+        for k in {*minus, *plus}:
+            now[k] = now.get(k, 0) - minus.get(k, 0) + plus.get(k, 0)
+        counts[part] = {k: n for k, n in now.items() if n}
+    return counts
+
+
+def summarize(con: duckdb.DuckDBPyConnection, run_id: str, counts: Counts) -> dict[str, Any]:
+    """Counts by line status, units by supply kind, promised lines by week, promise changes."""
     changes = dict(
         con.execute(
             "select change, count(*) from promise_changes where run_id = $r group by all order by 1",
@@ -483,9 +545,9 @@ def summarize(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
         ).fetchall()
     )
     return {
-        "lines_by_status": by_status,
-        "units_allocated_from_stock": int(units.get("stock", 0)),
-        "units_promised_from_po": int(units.get("po", 0)),
-        "promised_lines_by_week": by_week,
+        "lines_by_status": dict(sorted(counts["status"].items())),
+        "units_allocated_from_stock": int(counts["units"].get("stock", 0)),
+        "units_promised_from_po": int(counts["units"].get("po", 0)),
+        "promised_lines_by_week": sorted((str(w), int(n)) for w, n in counts["weeks"].items()),
         "promise_changes": changes,
     }

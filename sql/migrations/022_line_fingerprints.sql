@@ -15,5 +15,9 @@ create table alloc_fp_line_bucket (
     s hugeint not null
 );
 
+-- each run's line and unit counts (the run summary's), so that an incremental run's
+-- summary is the previous run's plus what it replaced, not a count of 10M lines
+alter table allocation_runs add column summary_counts varchar;
+
 delete from alloc_fp_sku where source = 'order_lines';
 delete from alloc_state;

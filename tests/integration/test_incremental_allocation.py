@@ -233,6 +233,8 @@ CHANGES: dict[str, Callable[[duckdb.DuckDBPyConnection, int, datetime, Step], No
     "supplier_update": _supplier_update,
     "price": _price,
     "delete_line": _delete_line,
+    # a statement run as it is (hand edits: test_a_hand_edit_that_breaks_a_key_or_link_...)
+    "sql": lambda con, k, now, step: con.execute(step[1]),
 }
 
 i = st.integers(0, 40)
@@ -528,6 +530,37 @@ def test_a_price_change_on_one_line_reranks_its_order_on_the_other_skus(
         ).fetchall()
     assert modes == ["full", "incremental"]
     assert holder == [("r0", "O2"), ("r1", "O1")]
+
+
+# Hand edits of keys and links (rows that did not come through the feeds' MERGE). An
+# incremental run checks the links of the rows that changed only, and proves the others
+# whole by the keys they link to (allocation_plan._links_hold): each edit here must make
+# it run the full key check, and so a full run, that ends as the oracle's.
+HAND_EDITS = {
+    "an order deleted, its lines left": "delete from orders where order_id = 'O2'",
+    "a customer deleted, its order left": "delete from customers where customer_id = 'C3'",
+    "a product's key changed": "update products set sku_key = 99 where sku = 'S3'",
+    "a line pointed at no order": "update order_lines set order_key = 99 where order_id = 'O2'",
+    "a line pointed at no product": "update order_lines set sku_key = 99 where order_id = 'O2'",
+    "an order pointed at no customer": "update orders set customer_key = 99 where order_id = 'O1'",
+    "a customer inserted without its key": (
+        "insert into customers (customer_id, email, tier, email_opt_in, updated_at, "
+        "source_sha256) values ('C9', 'c9@example.com', 'gold', true, now(), 'hand')"
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", HAND_EDITS)
+def test_a_hand_edit_that_breaks_a_key_or_link_makes_the_next_run_full(
+    template: Path, edit: str
+) -> None:
+    said: list[str] = []
+    sequence = [("rerun",), ("sql", HAND_EDITS[edit])]
+    with two_copies(template, _witness_world()) as (a, b):
+        modes = _compare(a, b, BY_VALUE, BY_VALUE, sequence, say=said.append)
+        assert audit.verify(b) == []
+    assert modes == ["full", "incremental", "full"], said
+    assert "keys or links" in said[-1], said[-1]
 
 
 _SEQUENCES = {
