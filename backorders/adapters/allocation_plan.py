@@ -275,8 +275,8 @@ def plan_allocation(
         new["full_at"] = as_of.isoformat()
     _set_state(con, **new, **_key_state(con))
     con.execute("delete from alloc_dirty where reason in ('supply', 'supply_all')")
-    scratch = ("_fp_orders", "_fp_customers", "_lines_changed", "_line_buckets", "_orders_changed")
-    for t in (*scratch, "_value_new", "_sc"):
+    scratch = ("_fp_orders", "_lines_changed", "_lines_changed_buckets", "_orders_changed")
+    for t in (*scratch, "_orders_changed_buckets", "_value_new", "_sc"):
         con.execute(f"drop table if exists {t}")
     return plan
 
@@ -285,67 +285,120 @@ def _count_where(con: duckdb.DuckDBPyConnection, table: str, where: str) -> int:
     return int(store.scalar(con, f"select count(*) from {table} where {where}") or 0)
 
 
-def _lines_sql(where: str = "") -> str:
-    return store.sql("allocate/inputs/order_lines").replace("{where}", where)
+def _lines_sql() -> str:
+    return store.sql("allocate/inputs/order_lines")
 
 
 def _bucket(key: str) -> str:
     return f"{key} >> {_BUCKET_BITS}"
 
 
-def _find_line_changes(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> None:
-    """The order lines new, changed or gone since the last run, into _lines_changed.
+# above this many runs of changed buckets, the rows are picked by a join on the bucket
+_MAX_RANGES = 64
 
-    One pass sums the lines' fingerprints per bucket of keys (_line_buckets: the buckets
-    that differ from the stored sums); only the lines of those buckets are compared one
-    by one with the stored fingerprints, which keep each line's old sku and order.
+
+def _in_buckets(con: duckdb.DuckDBPyConnection, buckets: str, key: str) -> str:
+    """A filter on the rows of the buckets listed in `buckets`, by ranges of keys.
+
+    Keys are numbered in the order rows arrive, so the rows of a bucket sit together
+    in the table, and a range of keys lets DuckDB skip every other row group (a join
+    on the bucket number reads the whole key column: 0.2 s at 10M lines).
     """
-    sums = (
-        f"select {_bucket('line_key')} as b, sum(fp::hugeint) as s from ({_lines_sql()}) group by b"
-    )
+    found = [b for (b,) in con.execute(f"select b from {buckets} order by b").fetchall()]
+    nulls = f" or {key} is null" if None in found else ""
+    found = [b for b in found if b is not None]
+    runs: list[list[int]] = []
+    for b in found:
+        if runs and runs[-1][1] == b - 1:
+            runs[-1][1] = b
+        else:
+            runs.append([b, b])
+    if len(runs) > _MAX_RANGES:
+        return f"{_bucket(key)} in (select b from {buckets}){nulls}"
+    ranges = [
+        f"{key} between {lo << _BUCKET_BITS} and {((hi + 1) << _BUCKET_BITS) - 1}"
+        for lo, hi in runs
+    ]
+    return "(" + (" or ".join(ranges) or "false") + nulls + ")"
+
+
+def _find_changes(
+    con: duckdb.DuckDBPyConnection,
+    params: dict[str, Any],
+    *,
+    rows: str,
+    key: str,
+    stored: str,
+    out: str,
+    keep: tuple[str, ...] = (),
+) -> None:
+    """Rows new, changed or gone since the last run, into `out`: key, `keep` new and old, fp.
+
+    One pass sums the rows' fingerprints (`rows`: key, fp, ...) per bucket of keys and
+    compares the sums with the stored ones (`stored`_bucket); only the rows of the
+    buckets that differ are compared one by one with `stored`. The buckets that differ,
+    with their new sums, are left in `out`_buckets for _store_buckets.
+    """
+    buckets = f"{out}_buckets"
+    sums = f"select {_bucket(key)} as b, sum(fp::hugeint) as s from ({rows}) group by b"
     con.execute(
-        "create or replace temp table _line_buckets as select coalesce(n.b, o.b) as b, n.s "
-        f"from ({sums}) as n full join alloc_fp_line_bucket as o on o.b = n.b "
+        f"create or replace temp table {buckets} as select coalesce(n.b, o.b) as b, n.s "
+        f"from ({sums}) as n full join {stored}_bucket as o on o.b = n.b "
         "where n.s is distinct from o.s",
         params,
     )
-    in_buckets = f"where {_bucket('line_key')} in (select b from _line_buckets)"
+    where = _in_buckets(con, buckets, key)
+    cols = "".join(f"n.{c}, o.{c} as old_{c}, " for c in keep)
     con.execute(
-        "create or replace temp table _lines_changed as "
-        "select coalesce(n.line_key, o.line_key) as line_key, n.sku_key, o.sku_key as old_sku_key, "
-        "n.order_key, o.order_key as old_order_key, n.fp "
-        f"from ({_lines_sql(in_buckets)}) as n "
-        f"full join (from alloc_fp_line {in_buckets}) as o on o.line_key = n.line_key "
+        f"create or replace temp table {out} as select coalesce(n.{key}, o.{key}) as {key}, "
+        f"{cols}n.fp from (from ({rows}) where {where}) as n "
+        f"full join (from {stored} where {where}) as o on o.{key} = n.{key} "
         "where n.fp is distinct from o.fp",
         params,
     )
 
 
-def _find_order_changes(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> None:
-    """The orders new, changed or gone since the last run (their facts), into _orders_changed.
+def _store_buckets(con: duckdb.DuckDBPyConnection, stored: str, out: str) -> None:
+    """The new sums of the buckets that differed, stored for the next run."""
+    con.execute(f"delete from {stored}_bucket where b in (select b from {out}_buckets)")
+    con.execute(f"insert into {stored}_bucket from {out}_buckets where s is not null")
+    con.execute(f"drop table {out}_buckets")
 
-    As for the lines: the orders' fingerprints summed per bucket of keys, straight from
-    the table, then the orders of the buckets that differ compared one by one.
+
+def _store_bucket_sums(con: duckdb.DuckDBPyConnection, stored: str, key: str) -> None:
+    con.execute(
+        f"create or replace table {stored}_bucket as select {_bucket(key)} as b, "
+        f"sum(fp::hugeint) as s from {stored} group by b"
+    )
+
+
+def _find_line_changes(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> None:
+    """The order lines new, changed or gone since the last run, into _lines_changed.
+
+    A line's stored fingerprint keeps its sku and order: a line moved to another sku or
+    order shows both, old and new.
     """
-    orders = store.sql("allocate/inputs/orders")
-    sums = f"select {_bucket('order_key')} as b, sum(fp::hugeint) as s from ({{t}}) group by b"
-    con.execute(
-        "create or replace temp table _buckets as select coalesce(n.b, o.b) as b "
-        f"from ({sums.format(t=orders)}) as n "
-        f"full join ({sums.format(t='from alloc_fp_order')}) as o using (b) "
-        "where n.s is distinct from o.s",
+    _find_changes(
+        con,
         params,
+        rows=_lines_sql(),
+        key="line_key",
+        stored="alloc_fp_line",
+        out="_lines_changed",
+        keep=("sku_key", "order_key"),
     )
-    in_buckets = f"where {_bucket('order_key')} in (select b from _buckets)"
-    con.execute(
-        "create or replace temp table _orders_changed as "
-        "select coalesce(n.order_key, o.order_key) as order_key, n.fp "
-        f"from (from ({orders}) {in_buckets}) as n "
-        f"full join (from alloc_fp_order {in_buckets}) as o "
-        "on o.order_key = n.order_key where n.fp is distinct from o.fp",
+
+
+def _find_order_changes(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> None:
+    """The orders new, changed or gone since the last run (their facts), into _orders_changed."""
+    _find_changes(
+        con,
         params,
+        rows=store.sql("allocate/inputs/orders"),
+        key="order_key",
+        stored="alloc_fp_order",
+        out="_orders_changed",
     )
-    con.execute("drop table _buckets")
 
 
 def _key_state(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -410,10 +463,7 @@ def _links_hold(con: duckdb.DuckDBPyConnection, state: dict[str, str | None]) ->
 def _store_all(con: duckdb.DuckDBPyConnection, params: dict[str, Any], *, with_value: bool) -> None:
     """A full run: every fingerprint and order value stored afresh."""
     con.execute("create or replace table alloc_fp_line as " + _lines_sql(), params)
-    con.execute(
-        "create or replace table alloc_fp_line_bucket as select "
-        f"{_bucket('line_key')} as b, sum(fp::hugeint) as s from alloc_fp_line group by b"
-    )
+    _store_bucket_sums(con, "alloc_fp_line", "line_key")
     con.execute(
         "create or replace temp table _fp_orders as " + store.sql("allocate/inputs/orders"), params
     )
@@ -429,6 +479,7 @@ def _store_all(con: duckdb.DuckDBPyConnection, params: dict[str, Any], *, with_v
     con.execute(
         f"insert into alloc_fp_order select f.order_key, f.fp, {value} from _fp_orders as f {join}"
     )
+    _store_bucket_sums(con, "alloc_fp_order", "order_key")
     con.execute("delete from alloc_fp_customer")
     con.execute(
         "insert into alloc_fp_customer select customer_key, fp from ("
@@ -485,12 +536,12 @@ def _store_lines(con: duckdb.DuckDBPyConnection) -> None:
         "insert into alloc_fp_line select line_key, sku_key, order_key, fp from _lines_changed "
         "where fp is not null"
     )
-    con.execute("delete from alloc_fp_line_bucket where b in (select b from _line_buckets)")
-    con.execute("insert into alloc_fp_line_bucket from _line_buckets where s is not null")
+    _store_buckets(con, "alloc_fp_line", "_lines_changed")
 
 
 def _orders(con: duckdb.DuckDBPyConnection, add: _Add) -> None:
     """Orders whose facts changed (priority, status, customer, ...): the skus of their lines."""
+    _store_buckets(con, "alloc_fp_order", "_orders_changed")
     if not _count(con, "_orders_changed"):
         return
     if _on("orders"):

@@ -19,7 +19,8 @@ supply as (
            coalesce(sum(qty) filter (where supply_kind = 'stock'), 0)::bigint as stock_total,
            coalesce(sum(qty) filter (where supply_kind = 'po'), 0)::bigint as po_total
     from supply_lots
-    where usable and qty > 0
+    -- the skus with demand only (an incremental run's few, not every sku's lots)
+    where usable and qty > 0 and sku in (select sku from named)
     group by sku
 )
 select n.sku_key as sid, n.sku,

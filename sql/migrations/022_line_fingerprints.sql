@@ -1,5 +1,5 @@
 -- Incremental allocation, cheaper to plan (docs/allocation.md, "Incremental runs"): the
--- order lines are fingerprinted per line, compared by buckets of 1,024 consecutive keys
+-- order lines are fingerprinted per line and, like the orders, compared by buckets of 1,024 consecutive keys
 -- first, instead of summed per sku (a 10M-line group by on every run). The next run is
 -- full (no stored state): it stores the new fingerprints.
 create table alloc_fp_line (
@@ -9,8 +9,13 @@ create table alloc_fp_line (
     fp ubigint not null
 );
 
--- the sums of alloc_fp_line's fingerprints per bucket of keys (line_key >> 10)
+-- the sums of the stored fingerprints per bucket of keys (key >> 10): compared with the
+-- tables' in one pass, before any row is
 create table alloc_fp_line_bucket (
+    b bigint,
+    s hugeint not null
+);
+create table alloc_fp_order_bucket (
     b bigint,
     s hugeint not null
 );
