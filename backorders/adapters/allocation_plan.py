@@ -74,6 +74,16 @@ def _set_state(con: duckdb.DuckDBPyConnection, **values: object) -> None:
     )
 
 
+def stored_value(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """A fact the last committed run stored (alloc_state), or None."""
+    return _state(con).get(name)
+
+
+def store_value(con: duckdb.DuckDBPyConnection, name: str, value: object) -> None:
+    """Store a fact for the next run (alloc_state), in the caller's transaction."""
+    _set_state(con, **{name: value})
+
+
 def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return int(store.scalar(con, f"select count(*) from {table}") or 0)
 
@@ -240,21 +250,22 @@ def plan_allocation(
         con, "select count(*) from alloc_dirty where reason = 'supply_all'"
     ):
         why = "reconcile rebuilt all supply"
-    unlinked = False
+    # clean: no row lacked its key or link (proved from the changed rows, or found by
+    # check_links); a run that keyed or relinked rows leaves the next to check all again
+    clean, unlinked = True, False
     if not why:
         _find_line_changes(con, params)
         _find_order_changes(con, params)
         if not _links_hold(con, state):
             found, unlinked = check_links(con)
+            clean = not found
             if unlinked:
                 why = "some order line's sku has no product row"
             elif found:
                 why = "rows without their keys or links (inserted or edited by hand) were keyed"
         if not why and _count_where(con, "_lines_changed", "fp is null"):
             why = "order lines were deleted (a full run redoes the orders they belonged to)"
-    else:
-        unlinked = check_links(con)[1]
-    plan = Plan(full=True, why=why, unlinked=unlinked) if why else _dirty_skus(con, with_value)
+    plan = Plan(full=True, why=why) if why else _dirty_skus(con, with_value)
     if not plan.full:
         products = _count(con, "products")
         if plan.skus > FULL_RUN_SHARE * max(products, 1):
@@ -263,13 +274,17 @@ def plan_allocation(
                 why=f"{plan.skus} of {products} skus changed (over {FULL_RUN_SHARE:.0%})",
                 by_trigger=plan.by_trigger,
             )
+    if plan.full and clean:  # every full run reads all rows' keys and links
+        found, unlinked = check_links(con)
+        clean = not found
+    plan.unlinked = unlinked
     if plan.full:
         _store_all(con, params, with_value=with_value)
         plan.skus = int(store.scalar(con, "select count(distinct sku_key) from alloc_fp_line") or 0)
     new: dict[str, object] = {
         "as_of": as_of.isoformat(),
         "settings": settings_digest(settings),
-        "links_clean": int(not plan.unlinked),
+        "links_clean": int(clean),
     }
     if plan.full:
         new["full_at"] = as_of.isoformat()
@@ -402,9 +417,9 @@ def _find_order_changes(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) 
 
 
 def _key_state(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Per keyed table: its rows' count, the sum of its keys' hashes and its largest key."""
+    """Per table others link to: its rows' count, the sum of its keys' hashes, its largest key."""
     out = {}
-    for table, key in _OWN_KEYS:
+    for table, key in _LINKED:
         n, digest, top = con.execute(
             f"select count(*), coalesce(sum(hash({key})::hugeint), 0), coalesce(max({key}), 0) "
             f"from {table}"
@@ -486,6 +501,7 @@ def _store_all(con: duckdb.DuckDBPyConnection, params: dict[str, Any], *, with_v
         + store.sql("allocate/inputs/customers")
         + ")"
     )
+    _store_bucket_sums(con, "alloc_fp_customer", "customer_key")
 
 
 def _dirty_skus(con: duckdb.DuckDBPyConnection, with_value: bool) -> Plan:
@@ -566,13 +582,15 @@ def _orders(con: duckdb.DuckDBPyConnection, add: _Add) -> None:
 
 def _customers(con: duckdb.DuckDBPyConnection, add: _Add) -> None:
     """Customers whose tier changed: the skus of their orders' lines."""
-    con.execute(
-        "create or replace temp table _customers_changed as "
-        "select coalesce(n.customer_key, o.customer_key) as customer_key, n.fp "
-        f"from ({store.sql('allocate/inputs/customers')}) as n "
-        "full join alloc_fp_customer as o using (customer_key) "
-        "where n.fp is distinct from o.fp"
+    _find_changes(
+        con,
+        {},
+        rows=store.sql("allocate/inputs/customers"),
+        key="customer_key",
+        stored="alloc_fp_customer",
+        out="_customers_changed",
     )
+    _store_buckets(con, "alloc_fp_customer", "_customers_changed")
     if not _count(con, "_customers_changed"):
         con.execute("drop table _customers_changed")
         return

@@ -44,9 +44,15 @@ def reconcile(
         if plan.full or plan.skus:
             _supply_marts(con, as_of=as_of, full=plan.full)
         allocation_plan.commit_supply(con, plan, as_of=as_of)
-    row = store.run(con, "marts/position").fetchone()
-    assert row is not None
-    return Position(*(int(v or 0) for v in row), supply_mode=plan.why, skus_rebuilt=plan.skus)
+        # the headline numbers read supply_lots only: unchanged when no sku was rebuilt
+        cached = allocation_plan.stored_value(con, "position")
+        if plan.full or plan.skus or cached is None:
+            row = store.run(con, "marts/position").fetchone()
+            assert row is not None
+            cached = ",".join(str(int(v or 0)) for v in row)
+            allocation_plan.store_value(con, "position", cached)
+    numbers = (int(v) for v in cached.split(","))
+    return Position(*numbers, supply_mode=plan.why, skus_rebuilt=plan.skus)
 
 
 _ONLY_SUPPLY_DIRTY = "and {c}sku in (select sku from _supply_dirty)"

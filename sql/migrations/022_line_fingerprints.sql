@@ -19,6 +19,10 @@ create table alloc_fp_order_bucket (
     b bigint,
     s hugeint not null
 );
+create table alloc_fp_customer_bucket (
+    b bigint,
+    s hugeint not null
+);
 
 -- each run's line and unit counts (the run summary's), so that an incremental run's
 -- summary is the previous run's plus what it replaced, not a count of 10M lines

@@ -50,6 +50,8 @@ OUTPUT_TABLES = (
     "alloc_fp_customer",
     "alloc_fp_line",
     "alloc_fp_line_bucket",
+    "alloc_fp_order_bucket",
+    "alloc_fp_customer_bucket",
     "alloc_dirty",
     "alloc_state",
 )
