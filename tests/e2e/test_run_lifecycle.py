@@ -113,11 +113,9 @@ def _stop_mid_ingest(
     return code, time.monotonic() - t0, running, children
 
 
-# SIGINT (Ctrl-C) takes the same path as SIGTERM: in the slow suite (CI runs it)
-@pytest.mark.parametrize(
-    ("sig", "code"),
-    [(signal.SIGTERM, 143), pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)],
-)
+# 30-40 s each: in the slow suite, which CI runs (the default suite stays under 10 min)
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_stop_signal_ends_the_run_interrupted_and_a_rerun_completes(
     sig: int, code: int, tmp_path: Path, landing: Path, prefect_home: Path
 ) -> None:
