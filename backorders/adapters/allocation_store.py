@@ -82,6 +82,7 @@ _ORDER_VALUE_JOIN = "left join alloc_fp_order as v on v.order_key = ol.order_key
 _UNLINKED_JOIN = "left join _unlinked_skus as u on u.sku = ol.sku"
 # an incremental run reallocates the skus in _dirty (allocation_plan) only
 _ONLY_DIRTY = "and ol.sku_key in (select sku_key from _dirty)"
+_ONLY_DIRTY_RESULTS = "and sku_key in (select sku_key from _dirty)"
 
 
 # rows inserted by hand have no key of their own: numbered after the largest so far,
@@ -138,6 +139,7 @@ def _rank_demand(
         .replace("{order_value_col}", "coalesce(v.order_value, 0)" if with_value else "0")
         .replace("{order_value_join}", _ORDER_VALUE_JOIN if with_value else "")
         .replace("{only_dirty}", _ONLY_DIRTY if incremental else "")
+        .replace("{only_dirty_results}", _ONLY_DIRTY_RESULTS if incremental else "")
     )
     con.execute(
         sql, {"tiers": settings.tiers, "keep_committed": settings.keep_committed, "as_of": as_of}

@@ -8,7 +8,8 @@
 -- Everything joins and sorts on integer keys (migration 010); only the tie-break
 -- reads the order id. {sku_key} is the line's sku key, or, when some line's sku has
 -- no product row ({unlinked_join}), a negative key numbered for this run.
--- {only_dirty} limits an incremental run to the skus in _dirty (allocation_plan).
+-- {only_dirty} and {only_dirty_results} limit an incremental run to the skus in _dirty
+-- (allocation_plan).
 create or replace temp table _demand as
 with shipped as (
     -- up to the run's as_of, like book stock: a backfilled run sees the past as it was
@@ -27,7 +28,7 @@ committed_lines as (
     -- held stock in the last run (fully allocated, released for picking)
     select line_key
     from line_results
-    where $keep_committed and status = 'allocated'
+    where $keep_committed and status = 'allocated' {only_dirty_results}
 ),
 open_lines as (
     select ol.line_key, ol.order_key, {sku_key} as sku_key,
