@@ -262,7 +262,7 @@ def plan_allocation(
             if unlinked:
                 why = "some order line's sku has no product row"
             elif found:
-                why = "rows without their keys or links (inserted or edited by hand) were keyed"
+                why = "rows without their keys or links were found (inserted or edited by hand)"
         if not why and _count_where(con, "_lines_changed", "fp is null"):
             why = "order lines were deleted (a full run redoes the orders they belonged to)"
     plan = Plan(full=True, why=why) if why else _dirty_skus(con, with_value)
