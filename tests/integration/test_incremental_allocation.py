@@ -517,6 +517,34 @@ def test_every_trigger_has_a_witness() -> None:
     assert sorted(WITNESSES) == sorted(allocation_plan.TRIGGERS)
 
 
+@pytest.mark.parametrize(
+    "buckets",
+    [
+        [3],
+        [0, 1, 2, 7, 9, 10, 19],
+        list(range(0, 400, 3)),  # more runs of buckets than ranges: picked by a join
+        [None, 5],  # rows without a key (inserted by hand) have no bucket
+    ],
+)
+def test_the_rows_of_changed_buckets_are_exactly_those_the_key_ranges_pick(
+    buckets: list[int | None],
+) -> None:
+    con = duckdb.connect()
+    con.execute(
+        "create table t as select i as k from range(0, 20000) as r(i) union all select null"
+    )
+    con.execute("create table b (b bigint)")
+    con.executemany("insert into b values (?)", [(x,) for x in buckets])
+    where = allocation_plan._in_buckets(con, "b", "k")
+    got = con.execute(f"select k from t where {where} order by k nulls last").fetchall()
+    want = con.execute(
+        f"select k from t where k >> {allocation_plan._BUCKET_BITS} in (select b from b) "
+        "or (k is null and exists (select 1 from b where b is null)) order by k nulls last"
+    ).fetchall()
+    assert got == want
+    assert ("between" in where) == (len(buckets) <= allocation_plan._MAX_RANGES)
+
+
 def test_a_price_change_on_one_line_reranks_its_order_on_the_other_skus(
     template: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
