@@ -20,6 +20,8 @@ def _stopped(err: str) -> str:
     return next(line for line in err.splitlines() if "the cycle stopped:" in line)
 
 
+# 20-25 s: in the slow suite, which CI runs (the gate itself: tests/integration/test_accuracy_gate.py)
+@pytest.mark.slow
 def test_rerun_of_a_run_stopped_by_the_accuracy_gate_exits_1_again_until_accepted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

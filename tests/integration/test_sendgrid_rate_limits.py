@@ -83,6 +83,7 @@ def test_a_429_pauses_every_thread_of_the_sender() -> None:
     assert all(s == 0 or name != "other-0" for name, s in slept[1:])
 
 
+@pytest.mark.slow  # 11 s: in the slow suite, which CI runs (the 429 handling is tested above)
 def test_a_rate_limited_server_is_used_at_close_to_its_limit(tmp_path: Path) -> None:
     """At R = 20 requests a second and 150 ms a request: at least 0.75 R, bounded in flight."""
     db = tmp_path / "outbox.duckdb"
